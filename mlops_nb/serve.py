@@ -31,6 +31,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .core import DataError, MlopsError, ModelError, ParamError, closest_name, did_you_mean, read_json
+from .data import parse_datetime
 
 # %% auto #0
 __all__ = ['ROUTES', 'LATENCY_BUCKETS', 'RequestError', 'parse_records', 'column_kinds', 'records_to_frame', 'is_classifier_task',
@@ -183,7 +184,7 @@ def records_to_frame(records: list[dict],  # from `parse_records`
             if row is not None:
                 raise RequestError(422, f"column {column!r}, record {row}: expected a date as text (ISO 8601, e.g. "
                                         f"'2018-04-01 00:15:02') or null, got a JSON {_json_kind(values[row])}")
-            parsed = pd.to_datetime(pd.Series(values, dtype=object), errors='coerce', format='mixed')
+            parsed = parse_datetime(pd.Series(values, dtype=object))  # the parsing the preprocessor uses
             unparsed = parsed.isna().to_numpy() & np.array([v is not None for v in values])
             if unparsed.any():
                 row = int(np.flatnonzero(unparsed)[0])
