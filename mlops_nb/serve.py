@@ -596,8 +596,6 @@ def app_for_service(service: ModelService,  # the model to serve
     return app
 
 # %% ../nbs/09_serve.ipynb #dfb2258e
-_LOWER_IS_BETTER = ('rmse', 'mae', 'mse', 'log_loss', 'brier')
-
 def choose_model(run_dir: str | Path,  # a run directory
                  model: str | None = None,  # a model name (a folder in models/); None: choose as documented
                  ) -> tuple[Path, str]:
@@ -610,6 +608,7 @@ def choose_model(run_dir: str | Path,  # a run directory
             raise ParamError(f"model {model!r} is not in run {Path(run_dir).name}; it has {', '.join(names)}.{did_you_mean(model, names)}")
         return models_dir/model, 'chosen with --model'
     if len(names) == 1: return models_dir/names[0], 'the only model of the run'
+    from mlops_nb.evaluate import LOWER_IS_BETTER
     from mlops_nb.runs import headline_metric
     metrics_path = Path(run_dir)/'metrics.json'
     metrics = read_json(metrics_path) if metrics_path.is_file() else {}
@@ -618,7 +617,7 @@ def choose_model(run_dir: str | Path,  # a run directory
     headline = headline_metric(next(iter(scored.values())), task) if scored else None
     values = {name: m.get(headline) for name, m in scored.items() if isinstance(m.get(headline), (int, float)) and math.isfinite(m.get(headline))}
     if headline is None or not values: return models_dir/names[0], 'the first model by name (metrics.json does not rank them)'
-    lower = headline in _LOWER_IS_BETTER
+    lower = headline in LOWER_IS_BETTER
     best = sorted(values, key=lambda name: (values[name] if lower else -values[name], name))[0]
     return models_dir/best, f"best {headline} in metrics.json ({values[best]:.4g}; {'lower' if lower else 'higher'} is better)"
 
