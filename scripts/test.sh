@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Run the whole test suite: the notebooks (nbdev-test) then the cross-module tests (pytest).
-# Extra arguments go to pytest. Slow checks: `nbdev-test --flags slow` and `pytest -m slow`.
+# Cells flagged `slow` (full-size fidelity checks, about 30 s in all) run here too; a quick
+# notebook pass is plain `nbdev-test`. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 export PATH="$PWD/$VENV/bin:$PATH"
 echo "== nbdev-test"
-nbdev-test --n-workers 2
+nbdev-test --n-workers 2 --flags slow
 echo "== pytest"
 python -m pytest -q "$@"
