@@ -80,18 +80,12 @@ def _cmd_data_make(args) -> int:
     return EXIT_OK
 
 def _cmd_serve(args) -> int:
-    try: from mlops_nb.serve import serve_run
-    except ImportError as e:
-        _error(f"serving is not available in this installation (mlops_nb.serve: {e})")
-        return EXIT_USAGE
+    from mlops_nb.serve import serve_run  # here: only this command pays for FastAPI
     serve_run(args.run, model=args.model, host=args.host, port=args.port, runs_dir=args.runs_dir)
     return EXIT_OK
 
 def _cmd_monitor(args) -> int:
-    try: from mlops_nb.monitor import monitor_run
-    except ImportError as e:
-        _error(f"monitoring is not available in this installation (mlops_nb.monitor: {e})")
-        return EXIT_USAGE
+    from mlops_nb.monitor import monitor_run  # here: only this command pays for scipy and papermill
     report_path, dataset_drift = monitor_run(args.run, args.current, runs_dir=args.runs_dir, out_dir=args.out_dir)
     print(f"dataset drift: {'yes' if dataset_drift else 'no'}")
     print(report_path)
