@@ -81,12 +81,14 @@ def _cmd_data_make(args) -> int:
 
 def _cmd_serve(args) -> int:
     from mlops_nb.serve import serve_run  # here: only this command pays for FastAPI
-    serve_run(args.run, model=args.model, host=args.host, port=args.port, runs_dir=args.runs_dir)
+    serve_run(args.run, model=args.model, host=args.host, port=args.port, runs_dir=args.runs_dir,
+              max_rows=args.max_rows)
     return EXIT_OK
 
 def _cmd_monitor(args) -> int:
     from mlops_nb.monitor import monitor_run  # here: only this command pays for scipy and papermill
-    report_path, dataset_drift = monitor_run(args.run, args.current, runs_dir=args.runs_dir, out_dir=args.out_dir)
+    report_path, dataset_drift = monitor_run(args.run, args.current, runs_dir=args.runs_dir, out_dir=args.out_dir,
+                                             model=args.model, labels=args.labels, drift_share=args.drift_share)
     print(f"dataset drift: {'yes' if dataset_drift else 'no'}")
     print(report_path)
     return EXIT_DRIFT if dataset_drift else EXIT_OK
@@ -146,13 +148,19 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument('--host', default='127.0.0.1', help='address to bind (default: 127.0.0.1)')
     serve.add_argument('--port', type=int, default=8000, help='port (default: 8000)')
     serve.add_argument('--runs-dir', default='runs', help='the runs folder (default: runs)')
+    serve.add_argument('--max-rows', type=int, default=10_000, help='largest batch accepted by /predict (default: 10000)')
     serve.set_defaults(handler=_cmd_serve)
 
     monitor = commands.add_parser('monitor', help='compare current data with a run\'s training data (drift)',
                                   description="Write a drift report of a data file against a run's training data; "
                                   "exit 3 when the dataset drifted.")
     monitor.add_argument('run', metavar='RUN', help='a run directory or id')
-    monitor.add_argument('--current', required=True, help='the current data, .csv or .parquet')
+    monitor.add_argument('--current', default=None,
+                         help="the current data, .csv, .parquet or a prediction log .jsonl (default: the run's prediction log)")
+    monitor.add_argument('--model', default=None, help='whose prediction log to read when --current is not given')
+    monitor.add_argument('--labels', default=None, help='a request_id,row,label file: adds model quality over time')
+    monitor.add_argument('--drift-share', type=float, default=0.5,
+                         help='share of drifted columns that declares dataset drift (default: 0.5)')
     monitor.add_argument('--runs-dir', default='runs', help='the runs folder (default: runs)')
     monitor.add_argument('--out-dir', default=None, help='where the report goes (default: inside the run)')
     monitor.set_defaults(handler=_cmd_monitor)

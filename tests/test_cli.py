@@ -165,3 +165,27 @@ def test_monitor_exit_codes(tmp_path):
     drifted = mlops_nb('monitor', run_dir, '--current', tmp_path/'shifted.csv', '--out-dir', tmp_path/'drifted')
     assert drifted.returncode == 3, drifted.stdout + drifted.stderr
     assert Path(drifted.stdout.strip().splitlines()[-1]).is_file()  # the report
+
+
+def test_monitor_reads_the_prediction_log_by_default(tmp_path):
+    "Without `--current`, `mlops-nb monitor` reads what the server logged; no log yet is a clear error, exit 1."
+    import pandas as pd
+    from mlops_nb.serve import create_app
+    from fastapi.testclient import TestClient
+    data = churn_copy(tmp_path)
+    done = mlops_nb('run', '--runs-dir', tmp_path/'runs', '--no-progress', '-p', 'dataset', data, '-p', 'target', 'churned',
+                    '-p', 'models', 'linear')
+    assert done.returncode == 0, done.stderr
+    run_dir = Path(done.stdout.strip().splitlines()[-1])
+    missing = mlops_nb('monitor', run_dir, '--out-dir', tmp_path/'none')
+    assert missing.returncode == 1 and 'prediction_log' in missing.stderr, missing.stdout + missing.stderr
+    log = run_dir/'prediction_log'/'linear.jsonl'
+    app = create_app(run_dir/'models'/'linear', log_path=log)
+    records = pd.read_csv(data).drop(columns=['churned'])
+    records = records.astype(object).where(records.notna(), None).to_dict(orient='records')
+    with TestClient(app) as client:
+        assert client.post('/predict', json={'records': records}).status_code == 200
+    assert len(log.read_text().splitlines()) == len(records)
+    logged = mlops_nb('monitor', run_dir, '--model', 'linear', '--out-dir', tmp_path/'logged')
+    assert logged.returncode == 0, logged.stdout + logged.stderr
+    assert Path(logged.stdout.strip().splitlines()[-1]).is_file()
