@@ -549,15 +549,10 @@ def plot_quality_over_time(quality: pd.DataFrame) -> 'matplotlib.figure.Figure':
 
 # %% ../nbs/10_monitor.ipynb #3c7006bf
 def _resolve_run(run, runs_dir) -> Path:
-    "A run directory from a run id or path (`runs.resolve_run` when the runs module is present)."
-    if (Path(run)/'reference_profile.json').is_file(): return Path(run)  # a run directory, even one made by hand
-    try: from mlops_nb.runs import resolve_run
-    except ImportError: resolve_run = None
-    if resolve_run is not None: return Path(resolve_run(run, runs_dir))
-    for candidate in (Path(run), Path(runs_dir)/str(run)):
-        if candidate.is_dir(): return candidate
-    known = [p.name for p in Path(runs_dir).iterdir() if p.is_dir()] if Path(runs_dir).is_dir() else []
-    raise ParamError(f"run {run!r}: no such run directory (looked in {runs_dir}).{did_you_mean(str(run), known)}")
+    "A run directory: one holding a reference profile (even made by hand), else what `runs.resolve_run` finds."
+    if (Path(run)/'reference_profile.json').is_file(): return Path(run)
+    from mlops_nb.runs import resolve_run
+    return Path(resolve_run(run, runs_dir))
 
 def prediction_log_path(run_dir: str | Path,  # a run directory
                         model: str | None = None,  # the model whose log to read (None: the only one logged)
