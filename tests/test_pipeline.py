@@ -79,3 +79,16 @@ def test_plain_papermill_command_line(tmp_path):
     assert sorted(read_json(run_dir/'metrics.json')) == ['nn', 'rf']
     assert read_json(run_dir/'params.json')['target'] == 'species'
     assert out.is_file() and 'complete' in json.dumps(json.loads(out.read_text())['cells'][-1]['outputs'])
+
+
+def test_default_run_from_the_command_line(tmp_path):
+    "`mlops-nb run` with no parameters: fraud at the default size, rf and nn; the forest's ROC AUC is above 0.8."
+    mlops_nb = Path(sys.executable).parent/'mlops-nb'
+    # run from tmp_path so that the default data_dir ('data') and runs_dir ('runs') land there
+    done = subprocess.run([str(mlops_nb), 'run', '--no-progress'], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    run_dir = Path(done.stdout.strip().splitlines()[-1])
+    assert run_dir.parent.resolve() == (tmp_path/'runs').resolve()
+    metrics = check_complete_run(run_dir, ['rf', 'nn'], 'binary')
+    assert read_json(run_dir/'params.json')['dataset'] == 'fraud'
+    assert metrics['rf']['roc_auc'] > 0.8, metrics['rf']
