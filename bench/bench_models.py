@@ -86,29 +86,25 @@ def main():
         save_model(pipeline, Path(tmp) / "rf")
         loaded = load_model(Path(tmp) / "rf")
         assert np.array_equal(loaded.predict_proba(X_predict), pipeline.predict_proba(X_predict))
-        loaded_rf, memory_rf, loaded_cpu, memory_cpu = alternate(lambda: loaded.predict_proba(X_predict),
-                                                                 lambda: pipeline.predict_proba(X_predict), args.predict_repeats)
-        rows.append(("rf predict_proba: loaded vs in-memory", f"{args.predict_rows:,} rows",
-                     f"{args.predict_rows / loaded_rf:,.0f} rows/s", f"{args.predict_rows / memory_rf:,.0f} rows/s",
-                     memory_rf / loaded_rf, memory_cpu / loaded_cpu, 0.95))
+        def loaded_vs_memory(label, loaded_model, memory_model):
+            "A results row: predict_proba throughput of a loaded model against the in-memory one, alternating."
+            loaded_s, memory_s, loaded_cpu, memory_cpu = alternate(lambda: loaded_model.predict_proba(X_predict),
+                                                                   lambda: memory_model.predict_proba(X_predict),
+                                                                   args.predict_repeats)
+            rows.append((label, f"{args.predict_rows:,} rows", f"{args.predict_rows / loaded_s:,.0f} rows/s",
+                         f"{args.predict_rows / memory_s:,.0f} rows/s", memory_s / loaded_s, memory_cpu / loaded_cpu, 0.95))
+
+        loaded_vs_memory("rf predict_proba: loaded vs in-memory", loaded, pipeline)
         # the same on one thread: what the loaded model costs, without thread scheduling on a shared machine
         for model in (loaded, pipeline): model.named_steps["model"].set_params(n_jobs=1)
-        loaded_1, memory_1, loaded_cpu, memory_cpu = alternate(lambda: loaded.predict_proba(X_predict),
-                                                               lambda: pipeline.predict_proba(X_predict), args.predict_repeats)
+        loaded_vs_memory("rf predict_proba on one thread (n_jobs=1): loaded vs in-memory", loaded, pipeline)
         for model in (loaded, pipeline): model.named_steps["model"].set_params(n_jobs=-1)
-        rows.append(("rf predict_proba on one thread (n_jobs=1): loaded vs in-memory", f"{args.predict_rows:,} rows",
-                     f"{args.predict_rows / loaded_1:,.0f} rows/s", f"{args.predict_rows / memory_1:,.0f} rows/s",
-                     memory_1 / loaded_1, memory_cpu / loaded_cpu, 0.95))
 
         net = make_model("nn", "binary", schema, seed=0, max_epochs=3).fit(X, y)
         save_model(net, Path(tmp) / "nn")
         net_loaded = load_model(Path(tmp) / "nn")
         assert np.array_equal(net_loaded.predict_proba(X_predict), net.predict_proba(X_predict))
-        loaded_nn, memory_nn, loaded_cpu, memory_cpu = alternate(lambda: net_loaded.predict_proba(X_predict),
-                                                                 lambda: net.predict_proba(X_predict), args.predict_repeats)
-        rows.append(("nn predict_proba: loaded vs in-memory", f"{args.predict_rows:,} rows",
-                     f"{args.predict_rows / loaded_nn:,.0f} rows/s", f"{args.predict_rows / memory_nn:,.0f} rows/s",
-                     memory_nn / loaded_nn, memory_cpu / loaded_cpu, 0.95))
+        loaded_vs_memory("nn predict_proba: loaded vs in-memory", net_loaded, net)
 
     # 3. for information: the order-preserving forest's predictions vs scikit-learn's threaded accumulation
     forest = pipeline.named_steps["model"]

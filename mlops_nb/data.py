@@ -19,11 +19,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .core import DataError, ParamError, did_you_mean, file_md5
+from .core import DataError, ParamError, atomic_path, did_you_mean, file_md5
 
 # %% auto #0
-__all__ = ['SUPPORTED_EXTENSIONS', 'MAX_INTEGER_CLASSES', 'TASKS', 'load_table', 'infer_task', 'min_rows_per_class', 'validate',
-           'parse_datetime', 'infer_schema', 'feature_columns', 'split', 'fingerprint']
+__all__ = ['SUPPORTED_EXTENSIONS', 'MAX_INTEGER_CLASSES', 'TASKS', 'load_table', 'write_frame', 'infer_task',
+           'min_rows_per_class', 'validate', 'parse_datetime', 'infer_schema', 'feature_columns', 'split',
+           'fingerprint']
 
 # %% ../nbs/01_data.ipynb #e19d7a10
 SUPPORTED_EXTENSIONS = ('.csv', '.csv.gz', '.parquet')
@@ -148,6 +149,19 @@ def load_table(path: str | Path,  # a .csv, .csv.gz or .parquet file
     if len(df.columns) == 0: raise DataError(f"{path}: no columns")
     if len(df) == 0: raise DataError(f"{path}: no rows (only a header with columns {list(map(str, df.columns))})")
     return df
+
+# %% ../nbs/01_data.ipynb #d0b61e77
+def write_frame(frame: pd.DataFrame,  # any table
+                path: str | Path,  # .parquet, .csv or .csv.gz
+                ) -> Path:
+    "Write a frame atomically as Parquet or CSV, chosen by the file name; return the path."
+    path = Path(path)
+    ext = _extension(path)
+    if ext is None: raise DataError(f"{path}: unsupported extension; write one of {', '.join(SUPPORTED_EXTENSIONS)}")
+    with atomic_path(path) as tmp_path:
+        if ext == '.parquet': frame.to_parquet(tmp_path, index=False)
+        else: frame.to_csv(tmp_path, index=False, compression='gzip' if ext == '.csv.gz' else None)
+    return path
 
 # %% ../nbs/01_data.ipynb #4563b31e
 MAX_INTEGER_CLASSES = 20

@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 from scipy.signal import lfilter
 
-from .core import DataError, ParamError, atomic_path, did_you_mean
+from .core import ParamError, did_you_mean
+from .data import write_frame
 from .fraud import (FRAUD_DEFAULT_SIZE, FRAUD_FEATURES, FRAUD_TARGET, fraud_features,
                             fraud_split, make_fraud)
 
@@ -24,7 +25,7 @@ __all__ = ['MAINTENANCE_TARGET', 'MAINTENANCE_FEATURES', 'MAINTENANCE_FAILURE_MO
            'TOOL_WEAR_INCREMENT', 'OSF_LIMIT', 'PRODUCT_SERIAL_BASE', 'SPEED_FROM_TORQUE', 'SPEED_NOISE_SD',
            'AIR_PROCESS_CORRELATION', 'TOOL_LIFE', 'TOOL_FAILURE_SHARE', 'MAINTENANCE_TOLERANCES', 'BUILTIN_DATASETS',
            'maintenance_failure_modes', 'make_maintenance', 'maintenance_fidelity', 'builtin_spec', 'BuiltinDataset',
-           'load_builtin', 'write_frame', 'write_builtin']
+           'load_builtin', 'write_builtin']
 
 # %% ../nbs/02b_datasets.ipynb #620c01c7
 MAINTENANCE_TARGET = 'Machine failure'
@@ -194,19 +195,6 @@ def load_builtin(name: str,  # 'fraud' or 'maintenance'
                           dict(seed=seed, **options))
 
 # %% ../nbs/02b_datasets.ipynb #27bc761d
-def write_frame(frame: pd.DataFrame,  # any table
-                path: str | Path,  # .parquet, .csv or .csv.gz
-                ) -> Path:
-    "Write a frame atomically as Parquet or CSV, chosen by the file name."
-    path = Path(path)
-    name = path.name.lower()
-    with atomic_path(path) as tmp:
-        if name.endswith('.parquet'): frame.to_parquet(tmp, index=False)
-        elif name.endswith('.csv.gz'): frame.to_csv(tmp, index=False, compression='gzip')
-        elif name.endswith('.csv'): frame.to_csv(tmp, index=False)
-        else: raise DataError(f"{path}: unsupported extension; write .parquet, .csv or .csv.gz")
-    return path
-
 def write_builtin(name: str,  # 'fraud' or 'maintenance'
                   path: str | Path,  # destination file: .parquet, .csv or .csv.gz
                   seed: int = 0,  # generator seed

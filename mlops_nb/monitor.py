@@ -19,7 +19,7 @@ import pandas as pd
 from scipy import stats
 from scipy.spatial import distance
 
-from .core import (DataError, MlopsError, ModelError, ParamError, atomic_path, atomic_write_json,
+from .core import (DataError, MlopsError, ModelError, ParamError, atomic_write_json,
                            atomic_write_text, did_you_mean, project_root, read_json, to_json)
 
 # %% auto #0
@@ -464,12 +464,6 @@ def plot_distributions(result: DriftResult,
     return fig
 
 # %% ../nbs/10_monitor.ipynb #9ffc5a6a
-def _save_figure(fig, path: Path) -> Path:
-    import matplotlib.pyplot as plt
-    with atomic_path(path) as tmp: fig.savefig(tmp, format='png', dpi=100, bbox_inches='tight')
-    plt.close(fig)
-    return path
-
 def drift_report(profile: dict | str | Path,  # a reference profile, or its JSON file
                  current,  # a DataFrame, a .csv/.parquet file or a prediction log (.jsonl)
                  out_dir: str | Path | None = None,  # folder for drift.json, drift.csv and plots/*.png (None: write nothing)
@@ -483,8 +477,9 @@ def drift_report(profile: dict | str | Path,  # a reference profile, or its JSON
         source = str(current) if isinstance(current, (str, Path)) else 'DataFrame'
         atomic_write_json(out_dir/'drift.json', result.to_dict() | {'current': source})
         atomic_write_text(out_dir/'drift.csv', result.table.to_csv(index=False))
-        _save_figure(plot_drift_scores(result), out_dir/'plots'/'drift_scores.png')
-        _save_figure(plot_distributions(result), out_dir/'plots'/'distributions.png')
+        from mlops_nb.evaluate import save_figure  # here: matplotlib only when plots are written
+        save_figure(plot_drift_scores(result), out_dir/'plots'/'drift_scores.png', dpi=100)
+        save_figure(plot_distributions(result), out_dir/'plots'/'distributions.png', dpi=100)
     return result
 
 # %% ../nbs/10_monitor.ipynb #1d8d99f2

@@ -22,8 +22,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .core import (DataError, MlopsError, ParamError, atomic_path, atomic_write_json, did_you_mean,
-                           file_md5, project_root, read_json)
+from .core import (DataError, MlopsError, ParamError, atomic_write_json, did_you_mean, file_md5,
+                           project_root, read_json)
+from .data import write_frame
 
 # %% auto #0
 __all__ = ['TRACKED_PACKAGES', 'FALLBACK_METRICS', 'new_run_id', 'git_state', 'environment', 'create_run', 'read_manifest',
@@ -131,8 +132,7 @@ def save_predictions(run_dir: str | Path,  # a run directory
     frame = predictions.copy()
     frame.columns = [str(c) for c in frame.columns]  # parquet needs string column names
     path = Path(run_dir)/'predictions'/f'{model_name}.parquet'
-    with atomic_path(path) as tmp_path: frame.to_parquet(tmp_path, index=False)
-    return path
+    return write_frame(frame, path)
 
 def load_predictions(run_dir: str | Path, model_name: str) -> pd.DataFrame:
     "A model's test-split predictions saved by `save_predictions`."

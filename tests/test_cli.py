@@ -149,14 +149,19 @@ def test_data_make(tmp_path):
     assert mlops_nb('data', 'make', 'maintenace', '--out', tmp_path/'x.csv').returncode == 2
 
 
-def test_monitor_exit_codes(tmp_path):
-    "`mlops-nb monitor`: 0 when the current data looks like the training data, 3 when it drifted."
-    import pandas as pd
+def churn_linear_run(tmp_path) -> tuple[Path, Path]:
+    "(data file, run directory) of a complete `mlops-nb run` of the linear model on a copy of churn.csv."
     data = churn_copy(tmp_path)
     done = mlops_nb('run', '--runs-dir', tmp_path/'runs', '--no-progress', '-p', 'dataset', data, '-p', 'target', 'churned',
                     '-p', 'models', 'linear')
     assert done.returncode == 0, done.stderr
-    run_dir = done.stdout.strip().splitlines()[-1]
+    return data, Path(done.stdout.strip().splitlines()[-1])
+
+
+def test_monitor_exit_codes(tmp_path):
+    "`mlops-nb monitor`: 0 when the current data looks like the training data, 3 when it drifted."
+    import pandas as pd
+    data, run_dir = churn_linear_run(tmp_path)
     same = mlops_nb('monitor', run_dir, '--current', data, '--out-dir', tmp_path/'same')
     assert same.returncode == 0, same.stdout + same.stderr
     shifted = pd.read_csv(data)
@@ -172,11 +177,7 @@ def test_monitor_reads_the_prediction_log_by_default(tmp_path):
     import pandas as pd
     from mlops_nb.serve import create_app
     from fastapi.testclient import TestClient
-    data = churn_copy(tmp_path)
-    done = mlops_nb('run', '--runs-dir', tmp_path/'runs', '--no-progress', '-p', 'dataset', data, '-p', 'target', 'churned',
-                    '-p', 'models', 'linear')
-    assert done.returncode == 0, done.stderr
-    run_dir = Path(done.stdout.strip().splitlines()[-1])
+    data, run_dir = churn_linear_run(tmp_path)
     missing = mlops_nb('monitor', run_dir, '--out-dir', tmp_path/'none')
     assert missing.returncode == 1 and 'prediction_log' in missing.stderr, missing.stdout + missing.stderr
     log = run_dir/'prediction_log'/'linear.jsonl'
