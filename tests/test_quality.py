@@ -54,10 +54,14 @@ def breast_cancer():
     return load_breast_cancer(as_frame=True).frame
 
 
-# The issue asks rf >= 0.98 on this split. Measured: rf 0.973 (make_model, 200 trees, seed 0); a bare
+# The issue asks rf >= 0.98 on this split. Measured: rf 0.9727 (make_model, 200 trees, seed 0); a bare
 # scikit-learn RandomForestClassifier on the same split gives 0.971-0.975 for 100/200/500 trees and
-# seeds 0-2, so the gap is the split, not the package (ExtraTrees: 0.985, nn: 0.993). Kept as a strict
-# expected failure so that the requirement stays visible and a change is noticed.
+# seeds 0-2. Choosing max_features/min_samples_leaf by 5-fold CV on the training rows picks a different
+# winner for each CV seed (CV scores within 0.002 of each other) and none is >= 0.98 on the test rows
+# for every forest seed. Over split seeds 0-19 the same rf reaches >= 0.98 on 15 of 20 (median 0.9927):
+# seed 0 is the second hardest split for a forest (logistic regression: 0.9957 on it, nn: 0.993).
+# Kept as a strict expected failure so that the requirement stays visible and a change is noticed;
+# `test_breast_cancer_rf_over_splits` checks the forest's quality where one split cannot.
 RF_BREAST_CANCER_GAP = pytest.mark.xfail(strict=True, reason="random forests reach ~0.973 ROC AUC on this split (< 0.98)")
 
 
@@ -66,6 +70,15 @@ def test_breast_cancer_roc_auc(breast_cancer, name):
     metrics = fit_and_evaluate(name, "binary", breast_cancer, "target")
     show(f"breast cancer {name}", metrics, ["roc_auc", "roc_auc_low", "roc_auc_high", "average_precision", "accuracy"])
     assert metrics["roc_auc"] >= 0.98
+
+
+def test_breast_cancer_rf_over_splits(breast_cancer):
+    "The forest reaches 0.98 on a typical split: median ROC AUC over stratified 80/20 splits with seeds 0-19."
+    aucs = np.array([fit_and_evaluate("rf", "binary", breast_cancer, "target", seed=seed, n_estimators=200)["roc_auc"]
+                     for seed in range(20)])
+    print(f"\nbreast cancer rf over 20 splits: median {np.median(aucs):.4f}, min {aucs.min():.4f}, "
+          f">= 0.98 on {(aucs >= 0.98).sum()} of 20")
+    assert np.median(aucs) >= 0.98
 
 
 AI4I_FEATURES = ["Type", "Air temperature [K]", "Process temperature [K]", "Rotational speed [rpm]",
