@@ -33,24 +33,19 @@ ROOT = Path(__file__).resolve().parent.parent
 def plain_pipeline(params: dict) -> Path:
     "The train notebook's steps as a script: the same functions, the same checked parameters and defaults."
     from mlops_nb.core import atomic_write_json
-    from mlops_nb.evaluate import compare
     from mlops_nb.monitor import reference_profile
-    from mlops_nb.pipeline import (check_parameters, default_notebook, evaluate_models, finish_run, model_hyperparameters,
-                                   open_run, plot_models, prepare_data, save_outputs, train_models,
-                                   validate_pipeline_parameters)
-    p = validate_pipeline_parameters(check_parameters(params, default_notebook()))
-    run = open_run('', p['runs_dir'], params=p)
-    data = prepare_data(p['dataset'], target=p['target'], task=p['task'], test_size=p['test_size'], seed=p['seed'],
-                        data_seed=p['data_seed'], data_scale=p['data_scale'], data_dir=p['data_dir'])
+    from mlops_nb.pipeline import (evaluate_models, finish_run, metrics_table, open_run, plot_models, prepare_data,
+                                   save_outputs, train_models)
+    run = open_run(params)  # checks the values as the command line does, and opens a new run
+    data = prepare_data(run.params)
     print(data.summary())
-    hyperparameters = model_hyperparameters(**{k: v for k, v in p.items() if k.startswith(('rf_', 'nn_')) and k != 'nn_threads'})
-    fitted = train_models(p['models'], data, hyperparameters, seed=p['seed'], threads=p['nn_threads'] or None)
-    metrics = evaluate_models(fitted, data, seed=p['seed'], n_bootstrap=p['n_bootstrap'])
-    print(compare(metrics, data.task))
-    plot_models(fitted, data, run.path/'plots', seed=p['seed'])
+    fitted = train_models(data, run.params)
+    metrics = evaluate_models(fitted, data, run.params)
+    print(metrics_table(metrics, data.task))
+    plot_models(fitted, data, run)
     save_outputs(run, fitted, data, metrics)
-    atomic_write_json(run.path/'reference_profile.json', reference_profile(data.X_train, data.schema))
-    finish_run(run)
+    atomic_write_json(run.dir.reference_profile, reference_profile(data.X_train, data.schema))
+    print(finish_run(run))
     print(run.path)
     return run.path
 
@@ -85,8 +80,7 @@ def script_command(runs_dir, data_dir, scale=1.0) -> list:
 
 
 def generate_command(data_dir, scale) -> list:
-    code = ("import sys; from mlops_nb.pipeline import builtin_data_path, builtin_size; from mlops_nb.datasets import write_builtin; "
-            f"write_builtin('fraud', builtin_data_path('fraud', {str(data_dir)!r}, 0, {scale}), seed=0, **builtin_size('fraud', {scale}))")
+    code = f"from mlops_nb.datasets import builtin_file; builtin_file('fraud', {str(data_dir)!r}, 0, {scale})"
     return [sys.executable, '-c', code]
 
 
@@ -104,7 +98,7 @@ def main():
 
     from mlops_nb.core import atomic_write_text
     from mlops_nb.datasets import FRAUD_DEFAULT_SIZE
-    from mlops_nb.runs import read_metrics
+    from mlops_nb.runs import read_manifest, read_metrics
     scales = [float(s) for s in args.scales.split(',')]
     work = Path(tempfile.mkdtemp(prefix='bench_pipeline_'))
     data_dir, runs_dir = work/'data', work/'runs'
@@ -127,7 +121,7 @@ def main():
     growth = []
     for scale in scales:
         result = notebook_runs[0] if scale == 1.0 else measure(notebook_command(runs_dir, data_dir, scale))
-        manifest = json.loads((Path(result['last_line'])/'manifest.json').read_text())
+        manifest = read_manifest(result['last_line'])
         metrics = read_metrics(result['last_line'])
         growth.append((scale, manifest['data']['rows'], manifest['split']['train_rows'], manifest['split']['test_rows'],
                        generation[scale]['wall_s'], result['wall_s'], result['peak_rss_mb'], metrics['rf']['roc_auc'],

@@ -13,7 +13,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from .core import MlopsError, ParamError
+from .core import MlopsError, ParamError, project_path
+from .datasets import write_builtin
+from .runner import parameter_table
+from .runs import compare_runs, list_runs
+from .training import reproduce, run_pipeline, train_notebook
+from .vocabulary import DATASETS
 
 # %% auto #0
 __all__ = ['EXIT_OK', 'EXIT_FAILED', 'EXIT_USAGE', 'EXIT_DRIFT', 'build_parser', 'main']
@@ -24,134 +29,143 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_DRIFT = 0, 1, 2, 3
 def _error(message: str) -> None:
     print(f"mlops-nb: error: {message}", file=sys.stderr)
 
+def _folder(path: str | None) -> Path | None:
+    "A folder given on the command line: relative to the shell's directory, like any command argument."
+    return None if path is None else Path(path).expanduser().resolve()
+
 # %% ../nbs/08_cli.ipynb #f46f24c8
-def _cmd_run(args) -> int:
-    from mlops_nb.pipeline import default_notebook, notebook_parameters, run_pipeline
-    notebook = Path(args.notebook) if args.notebook else default_notebook()
-    if args.show_params:
-        for name, info in notebook_parameters(notebook).items():
-            print(f"{name} = {info['default']!r}" + (f"  # {info['help']}" if info['help'] else ''))
-        return EXIT_OK
+def _show_params(notebook: Path) -> None:
+    rows = pd.DataFrame(parameter_table(notebook))
+    rows['default'] = rows['default'].map(repr)
+    with pd.option_context('display.width', 250, 'display.max_colwidth', 80):
+        print(rows.to_string(index=False))
+
+def _given_params(pairs) -> dict:
     params = {}
-    for name, value in args.param or []:
+    for name, value in pairs or []:
         if name in params: raise ParamError(f"parameter {name!r} is given twice (-p {name} ...)")
         params[name] = value
-    run_dir = run_pipeline(params, notebook=notebook, runs_dir=args.runs_dir, progress=not args.no_progress)
-    print(run_dir)
-    return EXIT_OK
+    return params
 
-def _cmd_runs(args) -> int:
-    from mlops_nb.runs import list_runs
-    listing = list_runs(args.runs_dir)
-    if listing.empty:
-        print(f"no runs in {args.runs_dir}")
+def _cmd_run(args) -> int:
+    notebook = Path(args.notebook) if args.notebook else train_notebook()
+    if args.show_params:
+        _show_params(notebook)
         return EXIT_OK
-    listing = listing.drop(columns=['started']).assign(data_md5=listing.data_md5.str[:8])  # short md5, like git
-    listing = listing.astype(object).where(listing.notna(), '-')
-    with pd.option_context('display.width', 200, 'display.max_columns', 30, 'display.float_format', '{:.4f}'.format):
-        print(listing.to_string(index=False))
+    run = run_pipeline(_given_params(args.param), notebook=notebook, runs_dir=_folder(args.runs_dir),
+                       run_dir=_folder(args.run_dir), progress=not args.no_progress)
+    print(run.path)
     return EXIT_OK
 
-def _cmd_compare(args) -> int:
-    from mlops_nb.runs import compare_runs
-    with pd.option_context('display.width', 200, 'display.max_columns', 40, 'display.float_format', '{:.4f}'.format):
-        print(compare_runs(*args.runs, runs_dir=args.runs_dir).to_string())
-    return EXIT_OK
-
-def _cmd_reproduce(args) -> int:
-    from mlops_nb.pipeline import reproduce
-    result = reproduce(args.run, runs_dir=args.runs_dir, progress=not args.no_progress)
-    with pd.option_context('display.width', 200, 'display.max_colwidth', 60):
-        print(result.comparison.to_string(index=False))
-    if result.identical:
-        print(f"identical: run {result.reproduced.name} reproduces run {result.original.name} "
-              f"(every metric and every test prediction)")
-    else:
-        differing = result.comparison[~result.comparison.identical]
-        print(f"DIFFERENT: {len(differing)} of {len(result.comparison)} items differ between run "
-              f"{result.original.name} and its re-execution {result.reproduced.name}")
-    print(result.reproduced)
-    return EXIT_OK if result.identical else EXIT_FAILED
-
-def _cmd_data_make(args) -> int:
-    from mlops_nb.datasets import write_builtin
-    out = Path(args.out) if args.out else Path('data')/f"{args.name}.parquet"
-    print(write_builtin(args.name, out, seed=args.seed))
-    return EXIT_OK
-
-def _cmd_serve(args) -> int:
-    from mlops_nb.serve import serve_run  # here: only this command pays for FastAPI
-    serve_run(args.run, model=args.model, host=args.host, port=args.port, runs_dir=args.runs_dir,
-              max_rows=args.max_rows)
-    return EXIT_OK
-
-def _cmd_monitor(args) -> int:
-    from mlops_nb.monitor import monitor_run  # here: only this command pays for scipy and papermill
-    report_path, dataset_drift = monitor_run(args.run, args.current, runs_dir=args.runs_dir, out_dir=args.out_dir,
-                                             model=args.model, labels=args.labels, drift_share=args.drift_share)
-    print(f"dataset drift: {'yes' if dataset_drift else 'no'}")
-    print(report_path)
-    return EXIT_DRIFT if dataset_drift else EXIT_OK
-
-# %% ../nbs/08_cli.ipynb #0cdcb809
-def build_parser() -> argparse.ArgumentParser:
-    "The `mlops-nb` argument parser."
-    parser = argparse.ArgumentParser(
-        prog='mlops-nb', description='Notebook-first, reproducible MLOps: run the pipeline notebook, record and '
-        'reproduce runs, serve and monitor models.',
-        epilog='exit codes: 0 success, 1 pipeline failed or reproduce mismatch, 2 bad parameters or usage, '
-               '3 monitor found drift')
-    commands = parser.add_subparsers(dest='command', metavar='COMMAND', required=True)
-
+def _add_run(commands) -> None:
     run = commands.add_parser('run', help='run the pipeline notebook into a new run directory',
                               description='Run the pipeline notebook (nbs/pipelines/train.ipynb) through papermill. '
                               'Parameters are checked before any kernel starts. The last line printed is the run directory.')
     run.add_argument('-p', '--param', nargs=2, action='append', metavar=('NAME', 'VALUE'),
                      help='set a notebook parameter (repeatable), e.g. -p dataset maintenance -p seed 7')
     run.add_argument('--runs-dir', default=None, help="where run directories go (default: the notebook's runs_dir, 'runs')")
+    run.add_argument('--run-dir', default=None, help='write the run into this directory (new or empty) instead of a new id')
     run.add_argument('--notebook', default=None, help='the notebook to run (default: nbs/pipelines/train.ipynb)')
     run.add_argument('--no-progress', action='store_true', help='no progress bar')
-    run.add_argument('--show-params', action='store_true', help="list the notebook's parameters and defaults, then exit")
+    run.add_argument('--show-params', action='store_true', help="list the notebook's parameters, what they accept, and exit")
     run.set_defaults(handler=_cmd_run)
 
-    runs = commands.add_parser('runs', help='list the runs', description='List the runs: status, data, headline metrics.')
-    runs.add_argument('--runs-dir', default='runs', help='the runs folder (default: runs)')
-    runs.set_defaults(handler=_cmd_runs)
+# %% ../nbs/08_cli.ipynb #0cdcb809
+def _cmd_runs(args) -> int:
+    listing = list_runs(_folder(args.runs_dir) or 'runs')
+    if listing.empty:
+        print(f"no runs in {_folder(args.runs_dir) or project_path('runs')}")
+        return EXIT_OK
+    listing = listing.drop(columns=['started']).assign(data_md5=listing.data_md5.str[:8])  # short md5, like git
+    with pd.option_context('display.width', 200, 'display.max_columns', 30, 'display.float_format', '{:.4f}'.format):
+        print(listing.astype(object).where(listing.notna(), '-').to_string(index=False))
+    return EXIT_OK
 
+def _cmd_compare(args) -> int:
+    with pd.option_context('display.width', 200, 'display.max_columns', 40, 'display.float_format', '{:.4f}'.format):
+        print(compare_runs(*args.runs, runs_dir=_folder(args.runs_dir) or 'runs').to_string())
+    return EXIT_OK
+
+def _cmd_reproduce(args) -> int:
+    result = reproduce(args.run, runs_dir=_folder(args.runs_dir) or 'runs', progress=not args.no_progress)
+    with pd.option_context('display.width', 200, 'display.max_colwidth', 60):
+        print(result.comparison.to_string(index=False))
+    differing = result.comparison[~result.comparison.identical]
+    if result.identical: print(f"identical: run {result.reproduced.name} reproduces run {result.original.name} "
+                               f"(every metric and every test prediction)")
+    else: print(f"DIFFERENT: {len(differing)} of {len(result.comparison)} items differ between run "
+                f"{result.original.name} and its re-execution {result.reproduced.name}")
+    print(result.reproduced)
+    return EXIT_OK if result.identical else EXIT_FAILED
+
+# %% ../nbs/08_cli.ipynb #f45b9f1a
+def _runs_dir_option(parser) -> None:
+    parser.add_argument('--runs-dir', default=None, help="the runs folder (default: the project's runs/)")
+
+def _add_run_commands(commands) -> None:
+    runs = commands.add_parser('runs', help='list the runs', description='List the runs: status, data, headline metrics.')
+    _runs_dir_option(runs)
+    runs.set_defaults(handler=_cmd_runs)
     compare = commands.add_parser('compare', help="put runs' metrics side by side",
                                   description="Show the metrics of several runs, one row per run and model.")
     compare.add_argument('runs', nargs='+', metavar='RUN', help='a run directory or id')
-    compare.add_argument('--runs-dir', default='runs', help='the runs folder (default: runs)')
+    _runs_dir_option(compare)
     compare.set_defaults(handler=_cmd_compare)
-
     reproduce = commands.add_parser('reproduce', help='re-execute a run and compare it exactly',
-                                    description='Check the data md5, re-execute the run with its recorded parameters '
-                                    'into a new run, and compare every metric and test prediction exactly. Exit 1 on any difference.')
+                                    description="Check the run's files, models and data md5, re-execute it with the package's "
+                                    'training notebook and its recorded parameters into a new run, and compare every metric '
+                                    'and test prediction exactly. Exit 1 on any difference.')
     reproduce.add_argument('run', metavar='RUN', help='a run directory or id')
-    reproduce.add_argument('--runs-dir', default='runs', help='the runs folder (default: runs)')
+    _runs_dir_option(reproduce)
     reproduce.add_argument('--no-progress', action='store_true', help='no progress bar')
     reproduce.set_defaults(handler=_cmd_reproduce)
 
+# %% ../nbs/08_cli.ipynb #c1439a9f
+def _cmd_data_make(args) -> int:
+    out = Path(args.out).expanduser().resolve() if args.out else project_path('data')/f"{args.name}.parquet"
+    print(write_builtin(args.name, out, seed=args.seed))
+    return EXIT_OK
+
+def _cmd_serve(args) -> int:
+    from mlops_nb.serve import serve_run  # here: only this command pays for FastAPI and uvicorn
+    serve_run(args.run, model=args.model, host=args.host, port=args.port, runs_dir=_folder(args.runs_dir) or 'runs',
+              max_rows=args.max_rows)
+    return EXIT_OK
+
+def _cmd_monitor(args) -> int:
+    from mlops_nb.monitor import monitor_run  # here: only this command pays for SciPy's statistics
+    report_path, dataset_drift = monitor_run(args.run, args.current, runs_dir=_folder(args.runs_dir) or 'runs',
+                                             out_dir=_folder(args.out_dir), model=args.model, labels=args.labels,
+                                             drift_share=args.drift_share)
+    print(f"dataset drift: {'yes' if dataset_drift else 'no'}")
+    print(report_path)
+    return EXIT_DRIFT if dataset_drift else EXIT_OK
+
+# %% ../nbs/08_cli.ipynb #fb166c9a
+def _add_data(commands) -> None:
     data = commands.add_parser('data', help='built-in datasets', description='Built-in datasets.')
     data_commands = data.add_subparsers(dest='data_command', metavar='ACTION', required=True)
     make = data_commands.add_parser('make', help='write a built-in dataset to a file',
-                                    description='Generate a built-in dataset (fraud, maintenance) into a CSV or Parquet file.')
-    make.add_argument('name', help='fraud or maintenance')
-    make.add_argument('--out', default=None, help='output file, .csv or .parquet (default: data/NAME.parquet)')
+                                    description='Generate a built-in dataset into a CSV or Parquet file.')
+    make.add_argument('name', choices=DATASETS, help=', '.join(DATASETS))
+    make.add_argument('--out', default=None, help="output file, .csv or .parquet (default: the project's data/NAME.parquet)")
     make.add_argument('--seed', type=int, default=0, help='generator seed (default: 0)')
     make.set_defaults(handler=_cmd_data_make)
 
+def _add_serve(commands) -> None:
     serve = commands.add_parser('serve', help="serve a run's model over HTTP",
-                                description="Serve a model of a complete run as an HTTP API (needs mlops_nb.serve).")
+                                description="Serve a model of a complete run as an HTTP API.")
     serve.add_argument('run', metavar='RUN', help='a run directory or id')
     serve.add_argument('--model', default=None, help="which of the run's models (default: the best)")
     serve.add_argument('--host', default='127.0.0.1', help='address to bind (default: 127.0.0.1)')
     serve.add_argument('--port', type=int, default=8000, help='port (default: 8000)')
-    serve.add_argument('--runs-dir', default='runs', help='the runs folder (default: runs)')
+    _runs_dir_option(serve)
     serve.add_argument('--max-rows', type=int, default=10_000, help='largest batch accepted by /predict (default: 10000)')
     serve.set_defaults(handler=_cmd_serve)
 
-    monitor = commands.add_parser('monitor', help='compare current data with a run\'s training data (drift)',
+# %% ../nbs/08_cli.ipynb #7e9cd955
+def _add_monitor(commands) -> None:
+    monitor = commands.add_parser('monitor', help="compare current data with a run's training data (drift)",
                                   description="Write a drift report of a data file against a run's training data; "
                                   "exit 3 when the dataset drifted.")
     monitor.add_argument('run', metavar='RUN', help='a run directory or id')
@@ -160,10 +174,21 @@ def build_parser() -> argparse.ArgumentParser:
     monitor.add_argument('--model', default=None, help='whose prediction log to read when --current is not given')
     monitor.add_argument('--labels', default=None, help='a request_id,row,label file: adds model quality over time')
     monitor.add_argument('--drift-share', type=float, default=0.5,
-                         help='share of drifted columns that declares dataset drift (default: 0.5)')
-    monitor.add_argument('--runs-dir', default='runs', help='the runs folder (default: runs)')
-    monitor.add_argument('--out-dir', default=None, help='where the report goes (default: inside the run)')
+                         help='share of drifted columns that declares dataset drift, in (0, 1] (default: 0.5)')
+    _runs_dir_option(monitor)
+    monitor.add_argument('--out-dir', default=None, help='where the report goes (default: a new folder inside the run)')
     monitor.set_defaults(handler=_cmd_monitor)
+
+# %% ../nbs/08_cli.ipynb #42d492e0
+def build_parser() -> argparse.ArgumentParser:
+    "The `mlops-nb` argument parser."
+    parser = argparse.ArgumentParser(
+        prog='mlops-nb', description='Notebook-first, reproducible MLOps: run the pipeline notebook, record and '
+        'reproduce runs, serve and monitor models.',
+        epilog='exit codes: 0 success, 1 pipeline failed or reproduce mismatch, 2 bad parameters or usage, '
+               '3 monitor found drift')
+    commands = parser.add_subparsers(dest='command', metavar='COMMAND', required=True)
+    for add in (_add_run, _add_run_commands, _add_data, _add_serve, _add_monitor): add(commands)
     return parser
 
 # %% ../nbs/08_cli.ipynb #154e793d

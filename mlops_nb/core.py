@@ -22,7 +22,7 @@ import numpy as np
 # %% auto #0
 __all__ = ['MlopsError', 'DataError', 'ParamError', 'ModelError', 'closest_name', 'did_you_mean', 'seed_everything', 'file_md5',
            'atomic_path', 'atomic_write_bytes', 'atomic_write_text', 'to_json', 'atomic_write_json', 'read_json',
-           'project_root', 'reference_data']
+           'project_root', 'reference_data', 'project_path']
 
 # %% ../nbs/00_core.ipynb #24f29f8c
 class MlopsError(Exception):
@@ -148,3 +148,13 @@ def reference_data(name: str,  # file name inside the reference data folder
     for folder in folders:
         if folder and (Path(folder)/name).is_file(): return Path(folder)/name
     return None
+
+# %% ../nbs/00_core.ipynb #572b68eb
+def project_path(path: str | Path,  # a path a user gave; relative ones are taken from the project root
+                 ) -> Path:
+    "An absolute path: `path` itself when absolute (`~` expanded), else under the project root (or the cwd without one)."
+    path = Path(path).expanduser()
+    if path.is_absolute(): return path
+    root = project_root()
+    base = root if (root/'pyproject.toml').is_file() and (root/'nbs').is_dir() else Path.cwd()
+    return (base/path).resolve()

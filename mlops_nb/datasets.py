@@ -15,17 +15,19 @@ import numpy as np
 import pandas as pd
 from scipy.signal import lfilter
 
-from .core import ParamError, did_you_mean
-from .data import write_frame
+from .core import ParamError, did_you_mean, project_path
+from .data import split, write_frame
+from .vocabulary import DATASETS
 from .fraud import (FRAUD_DEFAULT_SIZE, FRAUD_FEATURES, FRAUD_TARGET, fraud_features,
                             fraud_split, make_fraud)
 
 # %% auto #0
 __all__ = ['MAINTENANCE_TARGET', 'MAINTENANCE_FEATURES', 'MAINTENANCE_FAILURE_MODES', 'MAINTENANCE_TYPE_SHARES',
            'TOOL_WEAR_INCREMENT', 'OSF_LIMIT', 'PRODUCT_SERIAL_BASE', 'SPEED_FROM_TORQUE', 'SPEED_NOISE_SD',
-           'AIR_PROCESS_CORRELATION', 'TOOL_LIFE', 'TOOL_FAILURE_SHARE', 'MAINTENANCE_TOLERANCES', 'BUILTIN_DATASETS',
-           'maintenance_failure_modes', 'make_maintenance', 'maintenance_fidelity', 'builtin_spec', 'BuiltinDataset',
-           'load_builtin', 'write_builtin']
+           'AIR_PROCESS_CORRELATION', 'TOOL_LIFE', 'TOOL_FAILURE_SHARE', 'MAINTENANCE_TOLERANCES',
+           'MAINTENANCE_DEFAULT_ROWS', 'FRAUD_PROTOCOL_KEYS', 'maintenance_failure_modes', 'make_maintenance',
+           'maintenance_fidelity', 'builtin_spec', 'BuiltinDataset', 'load_builtin', 'write_builtin', 'builtin_size',
+           'builtin_data_path', 'builtin_file', 'check_target', 'split_dataset']
 
 # %% ../nbs/02b_datasets.ipynb #620c01c7
 MAINTENANCE_TARGET = 'Machine failure'
@@ -143,18 +145,23 @@ def maintenance_fidelity(generated: pd.DataFrame, real: pd.DataFrame) -> pd.Data
     return table
 
 # %% ../nbs/02b_datasets.ipynb #3a4f04cc
-BUILTIN_DATASETS = ('fraud', 'maintenance')
+MAINTENANCE_DEFAULT_ROWS = 10_000  # the size of the published AI4I 2020 file
+FRAUD_PROTOCOL_KEYS = ('train_start', 'train_days', 'delay_days', 'test_days')  # `fraud_split` options
 
-def builtin_spec(name: str,  # 'fraud' or 'maintenance'
+def builtin_spec(name: str,  # a built-in dataset: one of `vocabulary.DATASETS`
                  ) -> dict:
-    "Target, task, training features and split protocol of a built-in dataset."
+    "Target, task, features, split protocol, default size and own metrics of a built-in dataset."
     if name == 'fraud':
-        return dict(name='fraud', target=FRAUD_TARGET, task='binary', features=list(FRAUD_FEATURES), split='time')
+        return dict(name='fraud', target=FRAUD_TARGET, task='binary', features=list(FRAUD_FEATURES), split='time',
+                    default_size={k: FRAUD_DEFAULT_SIZE[k] for k in ('n_customers', 'n_terminals')},
+                    protocol={k: v for k, v in FRAUD_DEFAULT_SIZE.items() if k in FRAUD_PROTOCOL_KEYS},
+                    card_precision_k=100)
     if name == 'maintenance':
-        return dict(name='maintenance', target=MAINTENANCE_TARGET, task='binary',
-                    features=list(MAINTENANCE_FEATURES), split='stratified')
-    raise ParamError(f"dataset {name!r} is not a built-in dataset (built-ins: {', '.join(BUILTIN_DATASETS)})."
-                     + did_you_mean(name, BUILTIN_DATASETS))
+        return dict(name='maintenance', target=MAINTENANCE_TARGET, task='binary', features=list(MAINTENANCE_FEATURES),
+                    split='stratified', default_size={'n_rows': MAINTENANCE_DEFAULT_ROWS}, protocol={},
+                    card_precision_k=None)
+    raise ParamError(f"dataset {name!r} is not a built-in dataset (built-ins: {', '.join(DATASETS)})."
+                     + did_you_mean(name, DATASETS))
 
 # %% ../nbs/02b_datasets.ipynb #285a34fe
 @dataclass
@@ -202,3 +209,54 @@ def write_builtin(name: str,  # 'fraud' or 'maintenance'
                   ) -> Path:
     "Generate a built-in dataset and write it to `path` (atomic); return the path."
     return write_frame(load_builtin(name, seed=seed, **size).frame, path)
+
+# %% ../nbs/02b_datasets.ipynb #091a4ba6
+def builtin_size(name: str,  # a built-in dataset
+                 scale: float = 1.0,  # multiple of the default size (> 0)
+                 ) -> dict:
+    "Size options of a built-in dataset at `scale` times its default size."
+    if not scale > 0: raise ParamError(f"parameter 'data_scale': must be positive, got {scale}")
+    floor = 100 if name == 'maintenance' else 10
+    return {key: max(floor, round(value * scale)) for key, value in builtin_spec(name)['default_size'].items()}
+
+def builtin_data_path(name: str,  # a built-in dataset
+                      data_dir: str | Path = 'data',  # its folder (relative: the project root's)
+                      data_seed: int = 0,  # generator seed
+                      data_scale: float = 1.0,  # multiple of the default size
+                      ) -> Path:
+    "Where a built-in dataset is written: `data_dir/<name>-seed<seed>-scale<scale>.parquet`."
+    return project_path(data_dir)/f"{name}-seed{data_seed}-scale{data_scale:g}.parquet"
+
+def builtin_file(name: str, data_dir: str | Path = 'data', data_seed: int = 0, data_scale: float = 1.0) -> Path:
+    "The built-in dataset's file, written first when it is not there yet (atomic: concurrent runs are safe)."
+    path = builtin_data_path(name, data_dir, data_seed, data_scale)
+    if not path.is_file(): write_builtin(name, path, seed=data_seed, **builtin_size(name, data_scale))
+    return path
+
+# %% ../nbs/02b_datasets.ipynb #ac282853
+def check_target(dataset: str,  # a built-in name or a data file
+                 target: str,  # the target the user gave ('' when none)
+                 ) -> str:
+    "The target column a run predicts; ParamError naming `target` when it is missing or given for a built-in."
+    if dataset in DATASETS:
+        own = builtin_spec(dataset)['target']
+        if target and target != own:
+            raise ParamError(f"parameter 'target': the built-in dataset {dataset!r} predicts {own!r}; leave target empty")
+        return own
+    if not target: raise ParamError(f"parameter 'target': name the column to predict in {dataset} (-p target COLUMN)")
+    return target
+
+# %% ../nbs/02b_datasets.ipynb #c4a53641
+def split_dataset(dataset: str,  # a built-in name or a data file
+                  frame: pd.DataFrame,  # the validated table
+                  target: str,  # the target column
+                  task: str,  # the resolved task
+                  test_size: float = 0.2,  # test fraction of a random split
+                  seed: int = 0,  # seed of a random split
+                  ) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+    "(train, test, how it was split) by the dataset's own protocol."
+    if dataset in DATASETS and builtin_spec(dataset)['split'] == 'time':
+        train, test = fraud_split(frame, **builtin_spec(dataset)['protocol'])
+        return train, test, 'time (fraud handbook protocol: train week, delay week, test week without known-compromised cards)'
+    train, test = split(frame, target, task, test_size=test_size, seed=seed)
+    return train, test, 'random' if task == 'regression' else 'stratified random'

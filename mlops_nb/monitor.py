@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import shutil
+import tempfile
 import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 import pandas as pd
@@ -20,13 +24,15 @@ from scipy import stats
 from scipy.spatial import distance
 
 from .core import (DataError, MlopsError, ModelError, ParamError, atomic_write_json,
-                           atomic_write_text, did_you_mean, project_root, read_json, to_json)
+                           atomic_write_text, did_you_mean, project_path, read_json, to_json)
+from .runner import NotebookError, check_parameters, execute_notebook, notebook_parameters, package_notebook, write_html_report
+from .runs import MonitoringReport, RunDir, list_runs, resolve_run
 
 # %% auto #0
 __all__ = ['MAX_DISCRETE_VALUES', 'PROFILE_FORMAT', 'LOG_COLUMNS', 'METHODS', 'P_VALUE_METHODS', 'DEFAULT_THRESHOLDS',
            'METHODS_BY_KIND', 'SMALL_REFERENCE', 'quantile_levels', 'reference_profile', 'read_prediction_log',
            'read_current', 'default_method', 'DriftResult', 'detect_drift', 'plot_drift_scores', 'plot_distributions',
-           'drift_report', 'quality_over_time', 'plot_quality_over_time', 'prediction_log_path', 'monitor_notebook',
+           'drift_report', 'quality_over_time', 'plot_quality_over_time', 'monitored_run', 'prediction_log_path',
            'monitor_run']
 
 # %% ../nbs/10_monitor.ipynb #4a206b87
@@ -326,7 +332,7 @@ class DriftResult:
         return self.table.loc[self.table['drifted'], 'column'].tolist()
 
     def to_dict(self) -> dict:
-        "JSON-able summary (what `drift.json` holds)."
+        "JSON-able summary (what a monitoring report saves as its drift verdict)."
         return dict(dataset_drift=bool(self.dataset_drift), share=float(self.share), drift_share=self.drift_share,
                     drifted_columns=self.drifted_columns, rows_reference=self.rows_reference,
                     rows_current=self.rows_current, columns=self.table.to_dict('records'))
@@ -466,20 +472,20 @@ def plot_distributions(result: DriftResult,
 # %% ../nbs/10_monitor.ipynb #9ffc5a6a
 def drift_report(profile: dict | str | Path,  # a reference profile, or its JSON file
                  current,  # a DataFrame, a .csv/.parquet file or a prediction log (.jsonl)
-                 out_dir: str | Path | None = None,  # folder for drift.json, drift.csv and plots/*.png (None: write nothing)
+                 out_dir: str | Path | None = None,  # a report folder (see `runs.MonitoringReport`); None: write nothing
                  **kwargs,  # passed to `detect_drift` (method, threshold, column_methods, ...)
                  ) -> DriftResult:
     "`detect_drift`, and with `out_dir` its results and plots written to files."
     if isinstance(profile, (str, Path)): profile = read_json(profile)
     result = detect_drift(profile, current, **kwargs)
     if out_dir is not None:
-        out_dir = Path(out_dir)
+        report = MonitoringReport(out_dir)
         source = str(current) if isinstance(current, (str, Path)) else 'DataFrame'
-        atomic_write_json(out_dir/'drift.json', result.to_dict() | {'current': source})
-        atomic_write_text(out_dir/'drift.csv', result.table.to_csv(index=False))
+        atomic_write_json(report.drift, result.to_dict() | {'current': source})
+        atomic_write_text(report.drift_table, result.table.to_csv(index=False))
         from mlops_nb.evaluate import save_figure  # here: matplotlib only when plots are written
-        save_figure(plot_drift_scores(result), out_dir/'plots'/'drift_scores.png', dpi=100)
-        save_figure(plot_distributions(result), out_dir/'plots'/'distributions.png', dpi=100)
+        save_figure(plot_drift_scores(result), report.plot('drift_scores'), dpi=100)
+        save_figure(plot_distributions(result), report.plot('distributions'), dpi=100)
     return result
 
 # %% ../nbs/10_monitor.ipynb #1d8d99f2
@@ -543,76 +549,91 @@ def plot_quality_over_time(quality: pd.DataFrame) -> 'matplotlib.figure.Figure':
     return fig
 
 # %% ../nbs/10_monitor.ipynb #3c7006bf
-def _resolve_run(run, runs_dir) -> Path:
-    "A run directory: one holding a reference profile (even made by hand), else what `runs.resolve_run` finds."
-    if (Path(run)/'reference_profile.json').is_file(): return Path(run)
-    from mlops_nb.runs import resolve_run
-    return Path(resolve_run(run, runs_dir))
+def monitored_run(run: str | Path | None,  # a run directory or id; None or '': the newest complete run with a profile
+                  runs_dir: str | Path = 'runs',  # where run ids are looked up
+                  ) -> RunDir:
+    "The run to monitor: one holding a reference profile (a hand-made folder works too)."
+    if run and RunDir(run).reference_profile.is_file(): return RunDir(run)
+    if run: found = RunDir(resolve_run(run, runs_dir))
+    else:
+        listing = list_runs(runs_dir)
+        complete = [RunDir(project_path(runs_dir)/i) for i in listing.loc[listing.status == 'complete', 'run_id']]
+        candidates = [r for r in complete if r.reference_profile.is_file()]
+        if not candidates: raise ParamError(f"no complete run with a reference profile in {project_path(runs_dir)}: "
+                                            "train one (mlops-nb run) or set run_dir to a run")
+        found = candidates[-1]
+    if not found.reference_profile.is_file():
+        raise DataError(f"{found.reference_profile}: no reference profile in run {found.id} (train it with this version)")
+    return found
 
-def prediction_log_path(run_dir: str | Path,  # a run directory
+def prediction_log_path(run: str | Path | RunDir,  # a run directory
                         model: str | None = None,  # the model whose log to read (None: the only one logged)
                         ) -> Path:
-    "The prediction log of `model` in a run directory: `prediction_log/<model>.jsonl`."
-    folder = Path(run_dir)/'prediction_log'
-    logged = sorted(p.stem for p in folder.glob('*.jsonl')) if folder.is_dir() else []
-    if not logged: raise DataError(f"{folder}: no prediction log yet; serve the model or pass a current data file")
+    "The prediction log of `model` in a run."
+    run = RunDir(run)
+    logged = run.logged_models()
+    if not logged: raise DataError(f"run {run.id}: no prediction log yet; serve the model or pass a current data file")
     if model is None:
         if len(logged) > 1: raise ParamError(f"the run has prediction logs for several models ({', '.join(logged)}); choose one with model")
         model = logged[0]
-    if model not in logged: raise ParamError(f"no prediction log for model {model!r} in {folder}.{did_you_mean(model, logged)}")
-    return folder/f'{model}.jsonl'
-
-def monitor_notebook() -> Path:
-    "The parameterized monitoring notebook that `monitor_run` executes."
-    return project_root()/'nbs'/'pipelines'/'monitor.ipynb'
+    if model not in logged: raise ParamError(f"no prediction log for model {model!r} in run {run.id}.{did_you_mean(model, logged)}")
+    return run.prediction_log(model)
 
 # %% ../nbs/10_monitor.ipynb #d576df81
-def _write_html(notebook: Path, html: Path) -> Path:
-    "The executed notebook rendered as HTML, code hidden (a report for readers)."
-    import nbformat
-    from nbconvert import HTMLExporter
-    exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
-    body, _ = exporter.from_notebook_node(nbformat.read(notebook, as_version=4))
-    return atomic_write_text(html, body)
+def _monitor_parameters(run: RunDir, current, model, labels, out_dir: Path, **options) -> dict:
+    "The monitoring notebook's parameters, checked (ParamError/DataError before any kernel starts)."
+    current = Path(current).resolve() if current is not None else prediction_log_path(run, model)
+    if not current.is_file(): raise DataError(f"{current}: no such file")
+    if labels is not None and not Path(labels).is_file(): raise DataError(f"{labels}: no such labels file")
+    values = dict(run_dir=str(run.path.resolve()), current=str(current), model=model or '',
+                  labels=str(Path(labels).resolve()) if labels else '', out_dir=str(out_dir),
+                  method=options['method'] or '', threshold=options['threshold'] or 0.0,
+                  drift_share=options['drift_share'], column_methods=json.dumps(options['column_methods'] or {}),
+                  column_thresholds=json.dumps(options['column_thresholds'] or {}), window=options['window'])
+    return check_parameters(values, package_notebook('monitor'), runner=True)
 
-def monitor_run(run: str | Path,  # a run id or run directory
+def _fail_report(staging: Path, error: BaseException) -> NoReturn:
+    "Remove a failed report's folder, keeping its executed notebook in a temporary folder the error names."
+    kept = Path(tempfile.mkdtemp(prefix='mlops_nb-monitor-failed-'))
+    for notebook in staging.glob('*.ipynb'): shutil.move(str(notebook), kept/notebook.name)
+    shutil.rmtree(staging, ignore_errors=True)
+    message = str(error).split('\nThe executed notebook')[0]
+    raise NotebookError(f"the monitoring check failed, nothing was written into the run: {message}. "
+                        f"Executed notebook kept in {kept}", kept, getattr(error, 'cell', None),
+                        getattr(error, 'ename', type(error).__name__), getattr(error, 'evalue', str(error))) from None
+
+# %% ../nbs/10_monitor.ipynb #dbfb53f6
+def monitor_run(run: str | Path | None,  # a run id or run directory (None: the newest complete run)
                 current: str | Path | None = None,  # .csv/.parquet/.jsonl file (None: the model's prediction log)
                 runs_dir: str | Path = 'runs',  # where run ids are looked up
-                out_dir: str | Path | None = None,  # where the report goes (None: <run>/monitoring/<UTC timestamp>)
+                out_dir: str | Path | None = None,  # where the report goes (None: a new report folder in the run)
                 model: str | None = None,  # whose prediction log to read when `current` is None
                 labels: str | Path | None = None,  # request_id,row,label file: adds quality over time
                 method: str | None = None,  # drift method for every column (None: Evidently's choice)
                 threshold: float | None = None,  # threshold for every column (None: the method's default)
-                drift_share: float = 0.5,  # share of drifted columns that declares data-set drift
+                drift_share: float = 0.5,  # share of drifted columns that declares dataset drift
                 column_methods: dict | None = None,  # {column: method}
                 column_thresholds: dict | None = None,  # {column: threshold}
                 window: str = '1D',  # time window for quality over time
-                kernel_name: str = 'python3',  # Jupyter kernel that executes the notebook
+                progress: bool = False,  # a progress bar over the notebook's cells
                 ) -> tuple[Path, bool]:
-    "Execute the monitoring notebook for `run`; return the HTML report's path and whether the data set drifted."
-    import papermill
-    run_dir = _resolve_run(run, runs_dir).resolve()
-    profile_path = run_dir/'reference_profile.json'
-    if not profile_path.is_file(): raise DataError(f"{profile_path}: no reference profile in this run (train it with this version)")
-    if current is None: current = prediction_log_path(run_dir, model)
-    current = Path(current).resolve()
-    if not current.is_file(): raise DataError(f"{current}: no such file")
-    if labels is not None and not Path(labels).is_file(): raise DataError(f"{labels}: no such labels file")
-    if method is not None: _check_method(method)
-    stamp = datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%S-%fZ')
-    out_dir = Path(out_dir).resolve() if out_dir is not None else run_dir/'monitoring'/stamp
-    out_dir.mkdir(parents=True, exist_ok=True)
-    parameters = dict(run_dir=str(run_dir), current=str(current), model=model or '', labels=str(Path(labels).resolve()) if labels else '',
-                      out_dir=str(out_dir), method=method or '', threshold=threshold, drift_share=float(drift_share),
-                      column_methods=json.dumps(column_methods or {}), column_thresholds=json.dumps(column_thresholds or {}),
-                      window=window)
-    executed = out_dir/'monitor.ipynb'
+    "Execute the monitoring notebook for `run`; return the HTML report's path and whether the dataset drifted."
+    run = monitored_run(run, runs_dir)
+    report = MonitoringReport(Path(out_dir).resolve()) if out_dir is not None else run.new_monitoring_report()
+    staging = MonitoringReport(report.path.parent/f'.{report.path.name}.partial')
+    params = _monitor_parameters(run, current, model, labels, staging.path, method=method, threshold=threshold,
+                                 drift_share=drift_share, column_methods=column_methods,
+                                 column_thresholds=column_thresholds, window=window)
+    notebook = package_notebook('monitor')
+    staging.path.mkdir(parents=True, exist_ok=True)
     try:
-        papermill.execute_notebook(str(monitor_notebook()), str(executed), parameters=parameters, kernel_name=kernel_name,
-                                   cwd=str(out_dir), progress_bar=False, log_output=False)
-    except papermill.PapermillExecutionError as e:
-        errors = {'DataError': DataError, 'ParamError': ParamError, 'ModelError': ModelError}
-        raise errors.get(e.ename, MlopsError)(f"{e.evalue} (monitoring notebook failed in cell {e.exec_count}; "
-                                              f"executed notebook kept at {executed})") from None
-    report = _write_html(executed, out_dir/'report.html')
-    return report, bool(read_json(out_dir/'drift.json')['dataset_drift'])
+        executed = execute_notebook(notebook, staging.executed_notebook(notebook), params, progress=progress)
+        drifted = bool(read_json(staging.drift)['dataset_drift'])
+        write_html_report(executed, staging.report, f"Monitoring of run {run.id}", banner=_verdict(drifted, params),
+                          declared=notebook_parameters(notebook), hide_code=True)
+    except Exception as e: _fail_report(staging.path, e)
+    os.replace(staging.path, report.path)
+    return report.report, drifted
+
+def _verdict(drifted: bool, params: dict) -> str:
+    return f"{'dataset drift' if drifted else 'no dataset drift'} (current data: {Path(params['current']).name})"

@@ -1,4 +1,4 @@
-"""Run a parameterized notebook end to end with papermill: parameters checked first, one run directory out
+"""The steps of the training notebook: open the run, prepare the data, train, evaluate, plot and save
 
 Docs: https://mlops-nb.github.io/mlops_nb/pipeline.html.md"""
 
@@ -7,212 +7,64 @@ Docs: https://mlops-nb.github.io/mlops_nb/pipeline.html.md"""
 # %% ../nbs/07_pipeline.ipynb #1dc2b37f
 from __future__ import annotations
 
-import ast
-import tempfile
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+import torch
+from fastcore.basics import patch
 
-from .core import (DataError, MlopsError, ParamError, atomic_write_text, did_you_mean, project_root, read_json)
-from .runs import (check_data, compare_run_outputs, create_run, mark_complete, mark_failed, read_manifest,
-                           record_data, resolve_run, save_predictions, update_manifest, write_metrics)
+from .core import DataError, ParamError
+from .data import feature_columns, fingerprint, infer_schema, load_table, validate
+from .datasets import builtin_file, builtin_spec, split_dataset
+from .evaluate import (binary_scores, card_precision_at_k, evaluate, plot_calibration, plot_confusion_matrix,
+                               plot_feature_importance, plot_loss_curves, plot_precision_recall_curves,
+                               plot_predicted_vs_actual, plot_residuals, plot_roc_curves, save_figure)
+from .models import make_model, save_model
+from .runs import (RunDir, create_run, mark_complete, read_manifest, record_data, save_predictions,
+                           update_manifest, write_metrics)
+from .runner import notebook_parameters
+from .training import check_train_parameters, train_notebook
+from .vocabulary import DATASETS, LOWER_IS_BETTER, is_classification, rank_models
 
 # %% auto #0
-__all__ = ['TASKS', 'KERNEL_NAME', 'PipelineError', 'default_notebook', 'notebook_parameters', 'convert_parameter',
-           'check_parameters', 'parse_hidden_sizes', 'validate_pipeline_parameters', 'NotebookRun', 'open_run',
-           'finish_run', 'PreparedData', 'builtin_size', 'builtin_data_path', 'prepare_data', 'model_hyperparameters',
-           'model_names', 'torch_threads', 'train_models', 'evaluate_models', 'prediction_frame', 'plot_models',
-           'save_outputs', 'write_html_report', 'run_pipeline', 'ReproduceResult', 'reproduce']
+__all__ = ['NotebookRun', 'open_run', 'finish_run', 'PreparedData', 'prepare_data', 'model_hyperparameters', 'torch_threads',
+           'train_models', 'evaluate_models', 'metrics_table', 'plot_models', 'prediction_frame', 'save_outputs']
 
-# %% ../nbs/07_pipeline.ipynb #37e67590
-class PipelineError(MlopsError):
-    "A pipeline notebook failed while running: names the cell and carries the original error."
-    def __init__(self, message: str, run_dir: Path | None = None, ename: str | None = None, evalue: str | None = None):
-        super().__init__(message)
-        self.run_dir, self.ename, self.evalue = run_dir, ename, evalue
-
-# %% ../nbs/07_pipeline.ipynb #e9dce109
-def default_notebook() -> Path:
-    "The repository's `nbs/pipelines/train.ipynb` (needs an editable install; ParamError otherwise)."
-    path = project_root()/'nbs'/'pipelines'/'train.ipynb'
-    if not path.is_file():
-        raise ParamError(f"the pipeline notebook {path} is not there: install mlops_nb editable from its repository "
-                         "(`pip install -e .`, as scripts/setup.sh does) or pass the notebook's path (--notebook)")
-    return path
-
-# %% ../nbs/07_pipeline.ipynb #d470413a
-def notebook_parameters(notebook: str | Path,  # a notebook with a cell tagged `parameters`
-                        ) -> dict:
-    "`{name: {'default': value, 'help': text}}` from the notebook's `parameters` cell."
-    notebook = Path(notebook)
-    if not notebook.is_file(): raise ParamError(f"notebook {notebook}: no such file")
-    import nbformat
-    import papermill
-    nb = nbformat.read(notebook, as_version=4)
-    if not any('parameters' in cell.get('metadata', {}).get('tags', []) for cell in nb.cells):
-        raise ParamError(f"notebook {notebook}: no cell tagged 'parameters', so it takes no parameters")
-    if nb.metadata.get('kernelspec', {}).get('name'):
-        inferred = papermill.inspect_notebook(str(notebook))
-    else:  # papermill needs a kernel name to parse the cell: inspect a copy that names python3
-        nb.metadata['kernelspec'] = {'name': 'python3', 'language': 'python', 'display_name': 'Python 3'}
-        with tempfile.TemporaryDirectory() as folder:
-            nbformat.write(nb, Path(folder)/notebook.name)
-            inferred = papermill.inspect_notebook(str(Path(folder)/notebook.name))
-    parameters = {}
-    for name, info in inferred.items():
-        try: default = ast.literal_eval(info['default'])
-        except (ValueError, SyntaxError): default = info['default']  # an expression: keep its text
-        parameters[name] = {'default': default, 'help': info.get('help') or ''}
-    return parameters
-
-# %% ../nbs/07_pipeline.ipynb #3b75203b
-_TRUE, _FALSE = ('true', 'yes', 'on', '1'), ('false', 'no', 'off', '0')
-
-def _type_name(default) -> str:
-    return {bool: 'true or false', int: 'an integer', float: 'a number', str: 'text'}.get(type(default), type(default).__name__)
-
-def convert_parameter(name: str,  # the parameter (for messages)
-                      value,  # what the user gave: text from the command line, or a Python value
-                      default,  # the notebook's default, whose type the value must have
-                      ):
-    "`value` converted to the type of `default` (ParamError naming the parameter and the type otherwise)."
-    def wrong(extra=''):
-        return ParamError(f"parameter {name!r}: expected {_type_name(default)} (like its default {default!r}), "
-                          f"got {value!r}{extra}")
-    if default is None: return value
-    if isinstance(default, bool):
-        if isinstance(value, bool): return value
-        if isinstance(value, str) and value.strip().lower() in _TRUE + _FALSE: return value.strip().lower() in _TRUE
-        raise wrong()
-    if isinstance(default, int):
-        if isinstance(value, int) and not isinstance(value, bool): return value
-        if isinstance(value, str):
-            try: return int(value.strip())
-            except ValueError: raise wrong() from None
-        if isinstance(value, float) and value.is_integer(): return int(value)
-        raise wrong()
-    if isinstance(default, float):
-        if isinstance(value, (int, float)) and not isinstance(value, bool): return float(value)
-        if isinstance(value, str):
-            try: return float(value.strip())
-            except ValueError: raise wrong() from None
-        raise wrong()
-    if isinstance(default, str):
-        if isinstance(value, str): return value
-        if isinstance(value, (list, tuple)) and all(isinstance(v, (str, int, float)) for v in value):
-            return ','.join(str(v) for v in value)  # models=['rf', 'nn'] -> "rf,nn"
-        if isinstance(value, (int, float)) and not isinstance(value, bool): return str(value)
-        if isinstance(value, Path): return str(value)
-        raise wrong()
-    if isinstance(default, (list, tuple, dict)) and isinstance(value, str):
-        try: value = ast.literal_eval(value)
-        except (ValueError, SyntaxError): raise wrong(' (not a Python literal)') from None
-    if not isinstance(value, type(default)): raise wrong()
-    return value
-
-# %% ../nbs/07_pipeline.ipynb #5f444950
-def check_parameters(params: dict | None,  # {name: value} given by the user
-                     notebook: str | Path,  # the notebook whose parameters cell defines what exists
-                     ) -> dict:
-    "All of the notebook's parameters: its defaults, overridden by `params` after checking names and types."
-    declared = notebook_parameters(notebook)
-    checked = {name: info['default'] for name, info in declared.items()}
-    for name, value in (params or {}).items():
-        if name not in declared:
-            raise ParamError(f"unknown parameter {name!r} for {Path(notebook).name}.{did_you_mean(name, declared)} "
-                             f"Known parameters: {', '.join(declared)}")
-        checked[name] = convert_parameter(name, value, declared[name]['default'])
-    return checked
-
-# %% ../nbs/07_pipeline.ipynb #35b44159
-TASKS = ('auto', 'binary', 'multiclass', 'regression')
-
-def parse_hidden_sizes(text: str,  # e.g. "128,64"
-                       ) -> tuple:
-    "Hidden layer sizes from text such as '128,64' (ParamError naming `nn_hidden_sizes` otherwise)."
-    try: sizes = tuple(int(part) for part in str(text).split(',') if part.strip())
-    except ValueError: sizes = ()
-    if not sizes or min(sizes) < 1:
-        raise ParamError(f"parameter 'nn_hidden_sizes': expected positive integers separated by commas, such as '128,64'; got {text!r}")
-    return sizes
-
-
-
-def validate_pipeline_parameters(params: dict,  # checked parameters (see `check_parameters`)
-                                 given=None,  # the names the user set (None: all); `models` is checked only when given
-                                 ) -> dict:
-    "Check dataset, task, models, test_size and seed when present; return params with absolute paths."
-    params = dict(params)
-    given = set(params) if given is None else set(given)
-    if 'dataset' in params:
-        from mlops_nb.datasets import BUILTIN_DATASETS
-        dataset = str(params['dataset'])
-        builtins = tuple(BUILTIN_DATASETS)
-        if dataset not in builtins:
-            path = Path(dataset).expanduser()
-            if not path.is_file():
-                raise ParamError(f"parameter 'dataset': {dataset!r} is neither a built-in dataset ({', '.join(builtins)}) "
-                                 f"nor an existing file.{did_you_mean(dataset, builtins)}")
-            if not (path.name.endswith('.csv') or path.name.endswith('.csv.gz') or path.name.endswith('.parquet')):
-                raise ParamError(f"parameter 'dataset': {path} is not a .csv, .csv.gz or .parquet file")
-            params['dataset'] = str(path.resolve())
-            if 'target' in params and not params['target']:
-                raise ParamError(f"parameter 'target': name the column to predict in {path} (-p target COLUMN)")
-    if 'task' in params and params['task'] not in TASKS:
-        raise ParamError(f"parameter 'task': {params['task']!r} is not one of {', '.join(TASKS)}.{did_you_mean(params['task'], TASKS)}")
-    if 'models' in params and 'models' in given:  # the notebook's own default is trusted: no PyTorch import for it
-        from mlops_nb.models import MODEL_NAMES
-        names = [m.strip() for m in str(params['models']).split(',') if m.strip()]
-        known = tuple(MODEL_NAMES)
-        if not names: raise ParamError(f"parameter 'models': no model given; choose from {', '.join(known)}")
-        for name in names:
-            if name not in known:
-                raise ParamError(f"parameter 'models': unknown model {name!r}; known models: {', '.join(known)}.{did_you_mean(name, known)}")
-        if len(set(names)) < len(names): raise ParamError(f"parameter 'models': a model is listed twice in {params['models']!r}")
-        params['models'] = ','.join(names)
-    if 'test_size' in params and not 0 < params['test_size'] < 1:
-        raise ParamError(f"parameter 'test_size': must be strictly between 0 and 1, got {params['test_size']}")
-    for name in ('seed', 'data_seed'):
-        if name in params and isinstance(params[name], int) and params[name] < 0:
-            raise ParamError(f"parameter {name!r}: must be a non-negative integer, got {params[name]}")
-    if 'data_scale' in params and not params['data_scale'] > 0:
-        raise ParamError(f"parameter 'data_scale': must be positive, got {params['data_scale']}")
-    if 'nn_hidden_sizes' in params: parse_hidden_sizes(params['nn_hidden_sizes'])
-    for name in ('runs_dir', 'data_dir'):
-        if params.get(name): params[name] = str(Path(params[name]).expanduser().resolve())
-    return params
-
-# %% ../nbs/07_pipeline.ipynb #892880fb
+# %% ../nbs/07_pipeline.ipynb #7ec65f9d
 @dataclass
 class NotebookRun:
-    "The run directory a notebook writes into, and whether the notebook itself opened (and will close) it."
-    path: Path
+    "The run a notebook writes into, its checked parameters, and whether the notebook opened (and closes) it."
+    dir: RunDir
+    params: dict
     standalone: bool
 
     @property
-    def id(self) -> str: return self.path.name
+    def id(self) -> str: return self.dir.id
+    @property
+    def path(self) -> Path: return self.dir.path
 
-def open_run(run_dir: str = '',  # the run directory passed by `run_pipeline`; '' to create one
-             runs_dir: str | Path = 'runs',  # where a new run directory is created
-             params: dict | None = None,  # the notebook's parameters, recorded when the run is created here
+def open_run(namespace: dict,  # the notebook's globals(): its parameters by name
+             notebook: str | Path | None = None,  # the notebook that declares them (None: the package's train.ipynb)
              ) -> NotebookRun:
-    "The run a notebook writes into: the given `run_dir`, or a new run in `runs_dir`."
-    if run_dir:
-        path = Path(run_dir)
-        read_manifest(path)  # fails clearly when run_dir is not a run directory
-        return NotebookRun(path, standalone=False)
-    params = {k: v for k, v in (params or {}).items() if k != 'run_dir'}
-    return NotebookRun(create_run(params, runs_dir), standalone=True)
+    "The run a notebook writes into: the runner's `run_dir`, or a new run with the notebook's own checked values."
+    declared = notebook_parameters(notebook or train_notebook())
+    values = {name: namespace[name] for name in declared if name in namespace}
+    if values.get('run_dir'):
+        run = RunDir(values['run_dir'])
+        return NotebookRun(run, read_manifest(run)['params'], standalone=False)
+    params = check_train_parameters(values, declared, runner=True)
+    recorded = {name: value for name, value in params.items() if name != 'run_dir'}
+    return NotebookRun(create_run(recorded, params['runs_dir'], notebook=notebook or train_notebook()), recorded, True)
 
-def finish_run(run: NotebookRun) -> dict:
-    "The notebook's last step: mark a standalone run complete (run_pipeline does it after the report otherwise)."
-    if run.standalone: return mark_complete(run.path)
-    return read_manifest(run.path)
+def finish_run(run: NotebookRun) -> str:
+    "The notebook's last step: a standalone run is marked complete; a runner's run is completed by the runner."
+    if not run.standalone: return f"run {run.id}: all files written; mlops-nb run marks it complete after the report"
+    return f"run {run.id}: {mark_complete(run.dir)['status']}; {run.path}"
 
-# %% ../nbs/07_pipeline.ipynb #0fa93d94
+# %% ../nbs/07_pipeline.ipynb #37e67590
 @dataclass
 class PreparedData:
     "A run's data, ready to train on: the file and its fingerprint, findings, schema and the split."
@@ -239,175 +91,126 @@ class PreparedData:
     @property
     def y_test(self) -> pd.Series: return self.test[self.target]
 
-    def summary(self) -> pd.DataFrame:
-        "The data at a glance: file, md5, size, target, task, features."
-        facts = {'dataset': self.dataset, 'file': str(self.path), 'md5': self.fingerprint['md5'],
-                 'rows in file': self.fingerprint['rows'], 'columns in file': len(self.fingerprint['columns']),
-                 'rows used': len(self.frame), 'target': self.target, 'task': self.task,
-                 'features': f"{len(self.features)}: " + ', '.join(map(str, self.features))}
-        return pd.DataFrame({'value': pd.Series(facts, dtype=object)})
+# %% ../nbs/07_pipeline.ipynb #e9dce109
+@patch
+def summary(data: PreparedData) -> pd.DataFrame:
+    "The data at a glance: file, md5, size, target, task, features."
+    facts = {'dataset': data.dataset, 'file': str(data.path), 'md5': data.fingerprint['md5'],
+             'rows in file': data.fingerprint['rows'], 'columns in file': len(data.fingerprint['columns']),
+             'rows used': len(data.frame), 'target': data.target, 'task': data.task,
+             'features': f"{len(data.features)}: " + ', '.join(map(str, data.features))}
+    return pd.DataFrame({'value': pd.Series(facts, dtype=object)})
 
-    def split_summary(self) -> pd.DataFrame:
-        "Rows per split, and the class counts (classification) or target mean (regression)."
-        rows = {}
-        for name, part in (('train', self.train), ('test', self.test)):
-            row = {'rows': len(part)}
-            if self.task == 'regression': row['target mean'] = float(part[self.target].mean())
-            else: row.update({f'{self.target}={label}': int(n) for label, n in part[self.target].value_counts().sort_index().items()})
-            rows[name] = row
-        return pd.DataFrame(rows).T.rename_axis(f'split: {self.split}')
+@patch
+def split_summary(data: PreparedData) -> pd.DataFrame:
+    "Rows per split, and the class counts (classification) or target mean (regression)."
+    rows = {}
+    for name, part in (('train', data.train), ('test', data.test)):
+        row = {'rows': len(part)}
+        if data.task == 'regression': row['target mean'] = float(part[data.target].mean())
+        else: row.update({f'{data.target}={label}': int(n) for label, n in part[data.target].value_counts().sort_index().items()})
+        rows[name] = row
+    return pd.DataFrame(rows).T.rename_axis(f'split: {data.split}')
 
-def builtin_size(name: str,  # a built-in dataset
-                 scale: float = 1.0,  # multiple of the default size
-                 ) -> dict:
-    "Size options of a built-in dataset at `scale` times its default size."
-    from mlops_nb.datasets import FRAUD_DEFAULT_SIZE
-    if not scale > 0: raise ParamError(f"parameter 'data_scale': must be positive, got {scale}")
-    if name == 'fraud':
-        return {'n_customers': max(10, round(FRAUD_DEFAULT_SIZE['n_customers'] * scale)),
-                'n_terminals': max(10, round(FRAUD_DEFAULT_SIZE['n_terminals'] * scale))}
-    return {'n_rows': max(100, round(10_000 * scale))}
+# %% ../nbs/07_pipeline.ipynb #d470413a
+def _data_file(params: dict) -> tuple[Path, str, bool]:
+    "(the file to read, the target, whether it is a built-in dataset)."
+    dataset = params['dataset']
+    if dataset in DATASETS:
+        path = builtin_file(dataset, params['data_dir'], params['data_seed'], params['data_scale'])
+        return path, builtin_spec(dataset)['target'], True
+    return Path(dataset), params['target'], False
 
-def builtin_data_path(name: str, data_dir: str | Path = 'data', data_seed: int = 0, data_scale: float = 1.0) -> Path:
-    "Where a built-in dataset is written: `data_dir/<name>-seed<seed>-scale<scale>.parquet`."
-    return Path(data_dir)/f"{name}-seed{data_seed}-scale{data_scale:g}.parquet"
-
-def prepare_data(dataset: str,  # 'fraud', 'maintenance', or a .csv/.csv.gz/.parquet file
-                 target: str = '',  # the target column ('' for a built-in: its own target)
-                 task: str = 'auto',  # 'auto', 'binary', 'multiclass' or 'regression'
-                 test_size: float = 0.2,  # test fraction of the random split (not used by fraud's time split)
-                 seed: int = 0,  # seed of the random split
-                 data_seed: int = 0,  # generator seed of a built-in dataset
-                 data_scale: float = 1.0,  # size of a built-in dataset, as a multiple of its default
-                 data_dir: str | Path = 'data',  # where a built-in dataset is written
+def prepare_data(params: dict,  # the run's checked parameters (dataset, target, task, test_size, seed, data_*)
                  ) -> PreparedData:
     "Resolve, fingerprint, validate and split a run's data."
-    from mlops_nb.data import feature_columns, fingerprint, infer_schema, load_table, split, validate
-    from mlops_nb.datasets import BUILTIN_DATASETS, FRAUD_DEFAULT_SIZE, builtin_spec, fraud_split, write_builtin
-    builtin = dataset in BUILTIN_DATASETS
-    if builtin:
-        spec = builtin_spec(dataset)
-        if target and target != spec['target']:
-            raise ParamError(f"parameter 'target': the built-in dataset {dataset!r} predicts {spec['target']!r}, not {target!r}; "
-                             "leave target empty")
-        target = spec['target']
-        path = builtin_data_path(dataset, data_dir, data_seed, data_scale)
-        if not path.is_file(): write_builtin(dataset, path, seed=data_seed, **builtin_size(dataset, data_scale))
-    else:
-        path = Path(dataset)
-        if not target: raise ParamError(f"parameter 'target': name the column to predict in {path}")
+    path, target, builtin = _data_file(params)
     table = load_table(path)
-    frame, findings = validate(table, target, task=task, test_size=test_size)
+    frame, findings = validate(table, target, task=params['task'], test_size=params['test_size'])
     task = findings['task']
-    if builtin:
-        schema = infer_schema(frame[spec['features'] + [target]], target)
-    else:
-        schema = infer_schema(frame, target)
+    columns = builtin_spec(params['dataset'])['features'] + [target] if builtin else list(frame.columns)
+    schema = infer_schema(frame[columns], target)
     features = feature_columns(schema)
     if not features: raise DataError(f"{path}: no usable feature columns besides the target {target!r} (excluded: {schema['excluded']})")
-    print_fingerprint = fingerprint(path, table, schema)
-    if builtin and spec['split'] == 'time':
-        protocol = {k: v for k, v in FRAUD_DEFAULT_SIZE.items() if k in ('train_start', 'train_days', 'delay_days', 'test_days')}
-        train, test = fraud_split(frame, **protocol)
-        how = 'time (fraud handbook protocol: train week, delay week, test week without known-compromised cards)'
-    else:
-        train, test = split(frame, target, task, test_size=test_size, seed=seed)
-        how = 'random' if task == 'regression' else 'stratified random'
-    return PreparedData(dataset, path.resolve(), builtin, frame, target, task, schema, features, findings,
-                        print_fingerprint, how, train, test)
+    train, test, how = split_dataset(params['dataset'], frame, target, task, params['test_size'], params['seed'])
+    return PreparedData(params['dataset'], path.resolve(), builtin, frame, target, task, schema, features, findings,
+                        fingerprint(path, table, schema), how, train, test)
 
 # %% ../nbs/07_pipeline.ipynb #0592a383
-def model_hyperparameters(rf_n_estimators: int = 200,  # trees
-                          rf_max_depth: int = 0,  # 0: unlimited
-                          rf_min_samples_leaf: int = 1,
-                          nn_hidden_sizes: str = '128,64',  # units per hidden layer
-                          nn_max_epochs: int = 100,
-                          nn_learning_rate: float = 1e-3,
-                          nn_batch_size: int = 256,
-                          nn_dropout: float = 0.1,
-                          nn_weight_decay: float = 1e-4,
-                          nn_patience: int = 10,  # epochs without improvement before early stopping
+def model_hyperparameters(params: dict,  # the run's checked parameters
                           ) -> dict:
     "`{model name: {estimator argument: value}}` from the notebook's flat hyper-parameters."
-    return {'rf': {'n_estimators': rf_n_estimators, 'max_depth': rf_max_depth or None,
-                   'min_samples_leaf': rf_min_samples_leaf},
-            'nn': {'hidden_layer_sizes': parse_hidden_sizes(nn_hidden_sizes), 'max_epochs': nn_max_epochs,
-                   'learning_rate': nn_learning_rate, 'batch_size': nn_batch_size, 'dropout': nn_dropout,
-                   'weight_decay': nn_weight_decay, 'patience': nn_patience},
+    return {'rf': {'n_estimators': params['rf_n_estimators'], 'max_depth': params['rf_max_depth'] or None,
+                   'min_samples_leaf': params['rf_min_samples_leaf']},
+            'nn': {'hidden_layer_sizes': tuple(int(size) for size in params['nn_hidden_sizes'].split(',')),
+                   'max_epochs': params['nn_max_epochs'], 'learning_rate': params['nn_learning_rate'],
+                   'batch_size': params['nn_batch_size'], 'dropout': params['nn_dropout'],
+                   'weight_decay': params['nn_weight_decay'], 'patience': params['nn_patience']},
             'linear': {}, 'dummy': {}}
 
-def model_names(models: str) -> list[str]:
-    "['rf', 'nn'] from 'rf,nn'."
-    return [name.strip() for name in str(models).split(',') if name.strip()]
-
+# %% ../nbs/07_pipeline.ipynb #4dec8a7f
 @contextmanager
 def torch_threads(n: int | None):
-    "Run the block with PyTorch using `n` CPU threads (None: leave as is); the previous setting is restored."
-    import torch
+    "Run the block with PyTorch using `n` CPU threads (None or 0: leave as is); the previous setting is restored."
     previous = torch.get_num_threads()
     if n: torch.set_num_threads(int(n))
     try: yield
     finally: torch.set_num_threads(previous)
 
-def train_models(models: str | list,  # 'rf,nn' or ['rf', 'nn']
-                 data: PreparedData,
-                 hyperparameters: dict | None = None,  # from `model_hyperparameters`
-                 seed: int = 0,
-                 threads: int | None = 1,  # PyTorch CPU threads while training (None: PyTorch's default)
+def train_models(data: PreparedData,
+                 params: dict,  # the run's checked parameters (models, seed, hyper-parameters, nn_threads)
                  ) -> dict:
     "`{name: fitted Pipeline}` for each model, trained on the training split (prints each model's time)."
-    from mlops_nb.models import make_model
-    names = model_names(models) if isinstance(models, str) else list(models)
-    hyperparameters = hyperparameters or {}
-    fitted = {}
-    for name in names:
+    hyperparameters, fitted = model_hyperparameters(params), {}
+    for name in params['models'].split(','):
         start = time.perf_counter()
-        model = make_model(name, data.task, data.schema, seed=seed, **hyperparameters.get(name, {}))
-        with torch_threads(threads if name == 'nn' else None): model.fit(data.X_train, data.y_train)
+        model = make_model(name, data.task, data.schema, seed=params['seed'], **hyperparameters.get(name, {}))
+        with torch_threads(params['nn_threads'] if name == 'nn' else None): model.fit(data.X_train, data.y_train)
         fitted[name] = model
         print(f"{name}: trained on {len(data.train):,} rows in {time.perf_counter() - start:.1f} s", flush=True)
     return fitted
 
+# %% ../nbs/07_pipeline.ipynb #c53d1d04
 def evaluate_models(fitted: dict,  # from `train_models`
                     data: PreparedData,
-                    seed: int = 0,  # seed of the bootstrap intervals
-                    n_bootstrap: int = 200,  # bootstrap resamples (0: no intervals)
+                    params: dict,  # the run's checked parameters (seed, n_bootstrap)
                     ) -> dict:
-    "`{model: {metric: value}}` on the test split (fraud adds the handbook's card precision@100)."
-    from mlops_nb.evaluate import card_precision_at_k, evaluate
+    "`{model: {metric: value}}` on the test split."
+    k = builtin_spec(data.dataset)['card_precision_k'] if data.builtin else None
     metrics = {}
     for name, model in fitted.items():
-        values = evaluate(model, data.X_test, data.y_test, data.task, seed=seed, n_bootstrap=n_bootstrap)
-        if data.builtin and data.dataset == 'fraud':
-            values['card_precision_at_100'] = card_precision_at_k(data.test, model.predict_proba(data.X_test)[:, 1], k=100)
+        values = evaluate(model, data.X_test, data.y_test, data.task, seed=params['seed'], n_bootstrap=params['n_bootstrap'])
+        if k: values[f'card_precision_at_{k}'] = card_precision_at_k(data.test, model.predict_proba(data.X_test)[:, 1], k=k)
         metrics[name] = values
     return metrics
 
-def prediction_frame(model, data: PreparedData) -> pd.DataFrame:
-    "A model's test-split predictions: `prediction`, and `proba_<class>` for classifiers."
-    frame = pd.DataFrame({'prediction': model.predict(data.X_test)})
-    if data.task != 'regression':
-        proba = model.predict_proba(data.X_test)
-        for i, label in enumerate(model.classes_): frame[f'proba_{label}'] = proba[:, i]
-    return frame
+# %% ../nbs/07_pipeline.ipynb #ea079c73
+def _with_interval(values: dict, metric: str) -> str:
+    value = values.get(metric)
+    if not isinstance(value, (int, float)): return '' if value is None else str(value)
+    low, high = values.get(f'{metric}_low'), values.get(f'{metric}_high')
+    interval = f" [{low:.4f}, {high:.4f}]" if isinstance(low, float) and isinstance(high, float) and low == low else ''
+    return f"{value:.4f}{interval}"
 
-# %% ../nbs/07_pipeline.ipynb #c53d1d04
-def plot_models(fitted: dict,  # from `train_models`
-                data: PreparedData,
-                plots_dir: str | Path,  # where the PNG files go
-                seed: int = 0,  # seed of the permutation importance
-                ) -> dict:
-    "Draw the task's plots for all models, save them as PNG; return `{plot name: path}`."
-    from mlops_nb.evaluate import (binary_scores, plot_calibration, plot_confusion_matrix, plot_feature_importance,
-                                   plot_loss_curves, plot_precision_recall_curves, plot_predicted_vs_actual,
-                                   plot_residuals, plot_roc_curves, save_figure)
-    plots_dir = Path(plots_dir)
+def metrics_table(metrics: dict,  # {model: {metric: value}}
+                  task: str | None = None,  # ranks the models by the task's headline metric
+                  ) -> pd.DataFrame:
+    "Rows: metrics (headline first); columns: models, best first; cells: value [95% interval]."
+    order, headline = rank_models(metrics, task)
+    names = sorted({m for values in metrics.values() for m in values if not m.endswith(('_low', '_high'))},
+                   key=lambda m: (m != headline, m))
+    table = pd.DataFrame({model: [_with_interval(metrics[model], m) for m in names] for model in order}, index=names)
+    direction = '' if headline is None else f" (best first by {headline}, {'lower' if headline in LOWER_IS_BETTER else 'higher'} is better)"
+    return table.rename_axis(f"metric{direction}")
+
+# %% ../nbs/07_pipeline.ipynb #b01895ad
+def _task_figures(fitted: dict, data: PreparedData, seed: int) -> dict:
+    "`{plot name: figure}` for the run's task (no file written)."
     figures = {}
     if data.task == 'binary':
         curves = binary_scores(fitted, data.X_test, data.y_test)
-        figures['roc'] = plot_roc_curves(curves)
-        figures['precision_recall'] = plot_precision_recall_curves(curves)
-        figures['calibration'] = plot_calibration(curves)
+        figures.update(roc=plot_roc_curves(curves), precision_recall=plot_precision_recall_curves(curves),
+                       calibration=plot_calibration(curves))
     for name, model in fitted.items():
         if data.task == 'regression':
             predicted = model.predict(data.X_test)
@@ -421,119 +224,39 @@ def plot_models(fitted: dict,  # from `train_models`
                                                                        seed=seed, title='Feature importance: rf')
         if getattr(model[-1], 'history_', None):
             figures[f'loss_curves_{name}'] = plot_loss_curves(model[-1], title=f'Loss curves: {name}')
-    return {name: save_figure(figure, plots_dir/f'{name}.png') for name, figure in figures.items()}
+    return figures
 
-def save_outputs(run: NotebookRun | str | Path,  # the run (or its directory)
+def plot_models(fitted: dict,  # from `train_models`
+                data: PreparedData,
+                run: NotebookRun,  # the run whose plots they are
+                ) -> dict:
+    "Draw the task's plots for all models and save them in the run as PNG; return `{plot name: path}`."
+    figures = _task_figures(fitted, data, run.params['seed'])
+    return {name: save_figure(figure, run.dir.plot(name)) for name, figure in figures.items()}
+
+# %% ../nbs/07_pipeline.ipynb #c83c5a35
+def prediction_frame(model, data: PreparedData) -> pd.DataFrame:
+    "A model's test-split predictions: `prediction`, and `proba_<class>` for classifiers."
+    frame = pd.DataFrame({'prediction': model.predict(data.X_test)})
+    if is_classification(data.task):
+        proba = model.predict_proba(data.X_test)
+        for i, label in enumerate(model.classes_): frame[f'proba_{label}'] = proba[:, i]
+    return frame
+
+def save_outputs(run: NotebookRun,  # the run
                  fitted: dict,  # from `train_models`
                  data: PreparedData,
                  metrics: dict,  # from `evaluate_models`
                  ) -> pd.DataFrame:
-    "Save models, test predictions, metrics.json and the data lineage into the run; return what was written."
-    from mlops_nb.models import save_model
-    run_dir = Path(run.path if isinstance(run, NotebookRun) else run)
+    "Save models, test predictions, metrics and the data lineage into the run; return what was written."
     written = []
     for name, model in fitted.items():
         card = {'name': name, 'task': data.task, 'metrics': metrics.get(name, {}), 'data_md5': data.fingerprint['md5'],
-                'data_path': str(data.path), 'target': data.target, 'schema': data.schema, 'run_id': run_dir.name}
-        written.append(('model', name, save_model(model, run_dir/'models'/name, card=card)))
-        written.append(('test predictions', name, save_predictions(run_dir, name, prediction_frame(model, data))))
-    written.append(('metrics', '', write_metrics(run_dir, metrics)))
-    record_data(run_dir, data.fingerprint)
-    update_manifest(run_dir, task=data.task, target=data.target, features=list(map(str, data.features)),
+                'data_path': str(data.path), 'target': data.target, 'schema': data.schema, 'run_id': run.id}
+        written.append(('model', name, save_model(model, run.dir.model(name), card=card)))
+        written.append(('test predictions', name, save_predictions(run.dir, name, prediction_frame(model, data))))
+    written.append(('metrics', '', write_metrics(run.dir, metrics)))
+    record_data(run.dir, data.fingerprint)
+    update_manifest(run.dir, task=data.task, target=data.target, features=list(map(str, data.features)),
                     split={'how': data.split, 'train_rows': len(data.train), 'test_rows': len(data.test)})
     return pd.DataFrame(written, columns=['what', 'model', 'path'])
-
-# %% ../nbs/07_pipeline.ipynb #b01895ad
-KERNEL_NAME = 'python3'
-
-def _first_line(source: str) -> str:
-    lines = [line for line in str(source).splitlines() if line.strip() and not line.startswith('#|')]
-    line = lines[0].strip() if lines else ''
-    return line if len(line) <= 80 else line[:77] + '...'
-
-def write_html_report(executed: str | Path,  # an executed notebook
-                      path: str | Path,  # where the HTML goes
-                      ) -> Path:
-    "Render the executed notebook to one self-contained HTML file (figures embedded as data URIs)."
-    import nbformat
-    from nbconvert import HTMLExporter
-    body, _ = HTMLExporter(embed_images=True).from_notebook_node(nbformat.read(executed, as_version=4))
-    return atomic_write_text(path, body)
-
-def run_pipeline(params: dict | None = None,  # {name: value}; text values are converted to the defaults' types
-                 notebook: str | Path | None = None,  # the notebook to run; nbs/pipelines/train.ipynb by default
-                 runs_dir: str | Path | None = None,  # where the run directory is created; params['runs_dir'] or 'runs'
-                 progress: bool = True,  # show a progress bar over cells (stderr)
-                 report: bool = True,  # write report.html
-                 **manifest_fields,  # extra manifest entries (reproduce records what a run reproduces)
-                 ) -> Path:
-    "Execute the notebook with `params` into a new run directory; return it (PipelineError when a cell fails)."
-    import papermill
-    from papermill.exceptions import PapermillExecutionError
-    notebook = Path(notebook) if notebook is not None else default_notebook()
-    given = set(params or {})
-    params = check_parameters(params, notebook)
-    if 'run_dir' not in params:
-        raise ParamError(f"notebook {notebook} has no 'run_dir' parameter, so it cannot write into a run directory")
-    if runs_dir is not None and 'runs_dir' in params: params['runs_dir'] = str(runs_dir)
-    params = validate_pipeline_parameters(params, given)
-    runs_dir = Path(runs_dir if runs_dir is not None else params.get('runs_dir') or 'runs').resolve()
-    recorded = {name: value for name, value in params.items() if name != 'run_dir'}
-    run_dir = create_run(recorded, runs_dir, notebook=notebook.resolve(), **manifest_fields)
-    executed = run_dir/notebook.name
-    try:
-        papermill.execute_notebook(str(notebook), str(executed), parameters={**params, 'run_dir': str(run_dir)},
-                                   kernel_name=KERNEL_NAME, progress_bar=progress, request_save_on_cell_execute=True)
-    except PapermillExecutionError as e:
-        error = PipelineError(f"the pipeline failed in cell {e.cell_index} (In [{e.exec_count}]: {_first_line(e.source)}) "
-                              f"with {e.ename}: {e.evalue}\nThe executed notebook, with the traceback, is kept at {executed}",
-                              run_dir=run_dir, ename=e.ename, evalue=e.evalue)
-        mark_failed(run_dir, {'type': e.ename, 'message': e.evalue, 'cell': e.cell_index})
-        if report and executed.is_file():
-            try: write_html_report(executed, run_dir/'report.html')
-            except Exception: pass  # the report of a failed run is a convenience; the error matters
-        raise error from None
-    except BaseException as e:  # the kernel died, papermill failed, or Ctrl-C: the run is failed, never complete
-        mark_failed(run_dir, e)
-        if isinstance(e, Exception) and not isinstance(e, MlopsError):
-            raise PipelineError(f"the pipeline stopped: {type(e).__name__}: {e}. Run directory: {run_dir}",
-                                run_dir=run_dir, ename=type(e).__name__, evalue=str(e)) from e
-        raise
-    if report:
-        try: write_html_report(executed, run_dir/'report.html')
-        except Exception as e:
-            mark_failed(run_dir, e)
-            raise PipelineError(f"the notebook ran, but its HTML report could not be written ({type(e).__name__}: {e}). "
-                                f"Run directory: {run_dir}", run_dir=run_dir, ename=type(e).__name__, evalue=str(e)) from e
-    mark_complete(run_dir)
-    return run_dir
-
-# %% ../nbs/07_pipeline.ipynb #59b55148
-@dataclass
-class ReproduceResult:
-    "The outcome of `reproduce`: both runs, the item-by-item comparison, and whether everything matched."
-    original: Path
-    reproduced: Path
-    comparison: pd.DataFrame  # model, item, original, other, identical
-    identical: bool
-
-def reproduce(run: str | Path,  # a run directory or id
-              runs_dir: str | Path = 'runs',  # where ids are looked up
-              progress: bool = True,  # progress bar while re-executing
-              ) -> ReproduceResult:
-    "Check the run's data md5, re-execute it with its recorded parameters, compare metrics and predictions exactly."
-    original = resolve_run(run, runs_dir)
-    manifest = read_manifest(original)
-    if manifest.get('status') != 'complete':
-        raise ParamError(f"run {original.name} is not complete (status {manifest.get('status')!r}): only a complete run can be reproduced")
-    data = check_data(original)
-    notebook = Path(manifest['notebook']) if manifest.get('notebook') and Path(manifest['notebook']).is_file() else default_notebook()
-    params = read_json(original/'params.json')
-    reproduced = run_pipeline(params, notebook=notebook, runs_dir=original.parent, progress=progress,
-                              reproduces=original.name)
-    comparison = compare_run_outputs(original, reproduced)
-    new_md5 = (read_manifest(reproduced).get('data') or {}).get('md5')
-    data_row = pd.DataFrame([{'model': '', 'item': 'data md5', 'original': data['md5'], 'other': new_md5,
-                              'identical': new_md5 == data['md5']}])
-    comparison = pd.concat([data_row, comparison], ignore_index=True)
-    return ReproduceResult(original, reproduced, comparison, bool(comparison['identical'].all()))

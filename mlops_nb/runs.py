@@ -21,16 +21,18 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from fastcore.basics import patch
 
-from .core import (DataError, MlopsError, ParamError, atomic_write_json, did_you_mean, file_md5,
-                           project_root, read_json)
+from .core import (DataError, MlopsError, ModelError, ParamError, atomic_write_json, did_you_mean, file_md5,
+                           project_path, project_root, read_json)
 from .data import write_frame
+from .vocabulary import LOWER_IS_BETTER, headline_metric, rank_models
 
 # %% auto #0
-__all__ = ['TRACKED_PACKAGES', 'FALLBACK_METRICS', 'new_run_id', 'git_state', 'environment', 'create_run', 'read_manifest',
-           'update_manifest', 'record_data', 'write_metrics', 'read_metrics', 'save_predictions', 'load_predictions',
-           'mark_complete', 'mark_failed', 'resolve_run', 'headline_metric', 'run_status', 'list_runs', 'compare_runs',
-           'check_data', 'compare_run_outputs']
+__all__ = ['TRACKED_PACKAGES', 'new_run_id', 'git_state', 'environment', 'RunDir', 'MonitoringReport', 'create_run',
+           'read_manifest', 'update_manifest', 'record_data', 'write_metrics', 'read_metrics', 'save_predictions',
+           'load_predictions', 'mark_complete', 'mark_failed', 'resolve_run', 'run_status', 'list_runs', 'compare_runs',
+           'check_data', 'verify_run_files', 'compare_run_outputs']
 
 # %% ../nbs/06_runs.ipynb #dc2fe724
 def new_run_id(now: datetime | None = None,  # start time (UTC); now when omitted
@@ -67,34 +69,154 @@ def environment() -> dict:
             'platform': platform.platform(), 'machine': platform.machine(), 'packages': versions}
 
 # %% ../nbs/06_runs.ipynb #a30d2890
+class RunDir:
+    "One run directory and the path of everything in it (the only place that names a run's files)."
+    def __init__(self, path: str | Path):  # the run directory (it may not exist yet)
+        self.path = Path(path.path if isinstance(path, RunDir) else path)
+
+    def __fspath__(self) -> str: return str(self.path)
+    def __str__(self) -> str: return str(self.path)
+    def __repr__(self) -> str: return f"RunDir({str(self.path)!r})"
+    def __eq__(self, other) -> bool: return isinstance(other, RunDir) and other.path == self.path
+    def __hash__(self) -> int: return hash(self.path)
+
+    @property
+    def id(self) -> str: return self.path.name
+    @property
+    def params(self) -> Path: return self.path/'params.json'
+    @property
+    def manifest(self) -> Path: return self.path/'manifest.json'
+    @property
+    def metrics(self) -> Path: return self.path/'metrics.json'
+    @property
+    def report(self) -> Path: return self.path/'report.html'
+    @property
+    def reference_profile(self) -> Path: return self.path/'reference_profile.json'
+    @property
+    def plots(self) -> Path: return self.path/'plots'
+    @property
+    def models(self) -> Path: return self.path/'models'
+    @property
+    def monitoring(self) -> Path: return self.path/'monitoring'
+
+# %% ../nbs/06_runs.ipynb #e794e7bf
+def _plain_name(name: str, what: str) -> str:
+    "`name` when it is usable as one file name (no folder, not hidden); ParamError otherwise."
+    name = str(name)
+    if not name or name in ('.', '..') or Path(name).name != name or name.startswith('.'):
+        raise ParamError(f"{what} {name!r} is not a plain name (no '/', not empty, not starting with '.')")
+    return name
+
+@patch
+def model(self: RunDir, name: str) -> Path:
+    "The folder of a saved model: `models/<name>/`."
+    return self.models/_plain_name(name, 'model')
+
+@patch
+def predictions(self: RunDir, model: str) -> Path:
+    "A model's test-split predictions: `predictions/<model>.parquet`."
+    return self.path/'predictions'/f"{_plain_name(model, 'model')}.parquet"
+
+@patch
+def prediction_log(self: RunDir, model: str) -> Path:
+    "What the model server scored with this model: `prediction_log/<model>.jsonl`."
+    return self.path/'prediction_log'/f"{_plain_name(model, 'model')}.jsonl"
+
+@patch
+def plot(self: RunDir, name: str) -> Path:
+    "A figure of the run: `plots/<name>.png`."
+    return self.plots/f"{_plain_name(name, 'plot')}.png"
+
+@patch
+def executed_notebook(self: RunDir, notebook: str | Path) -> Path:
+    "Where the executed copy of `notebook` is kept: the run directory, under the notebook's own name."
+    return self.path/_plain_name(Path(notebook).name, 'notebook')
+
+# %% ../nbs/06_runs.ipynb #1ec8101b
+@patch
+def model_names(self: RunDir) -> list[str]:
+    "The saved models, by name."
+    if not self.models.is_dir(): return []
+    return sorted(p.name for p in self.models.iterdir() if p.is_dir() and not p.name.startswith('.'))
+
+@patch
+def logged_models(self: RunDir) -> list[str]:
+    "The models with a prediction log."
+    folder = self.prediction_log('x').parent
+    return sorted(p.stem for p in folder.glob('*.jsonl')) if folder.is_dir() else []
+
+# %% ../nbs/06_runs.ipynb #933b4f36
+class MonitoringReport:
+    "One monitoring report folder and the path of everything in it."
+    def __init__(self, path: str | Path): self.path = Path(path)  # the report folder (it may not exist yet)
+    def __fspath__(self) -> str: return str(self.path)
+    def __str__(self) -> str: return str(self.path)
+    def __repr__(self) -> str: return f"MonitoringReport({str(self.path)!r})"
+    @property
+    def drift(self) -> Path: return self.path/'drift.json'
+    @property
+    def drift_table(self) -> Path: return self.path/'drift.csv'
+    @property
+    def quality(self) -> Path: return self.path/'quality.csv'
+    @property
+    def report(self) -> Path: return self.path/'report.html'
+    @property
+    def plots(self) -> Path: return self.path/'plots'
+    def plot(self, name: str) -> Path: return self.plots/f"{_plain_name(name, 'plot')}.png"
+    def executed_notebook(self, notebook: str | Path) -> Path: return self.path/_plain_name(Path(notebook).name, 'notebook')
+
+@patch
+def new_monitoring_report(self: RunDir, now: datetime | None = None) -> MonitoringReport:
+    "A new (not yet created) report folder named by the UTC time."
+    now = now or datetime.now(timezone.utc)
+    return MonitoringReport(self.monitoring/now.strftime('%Y%m%dT%H%M%S-%fZ'))
+
+@patch
+def monitoring_reports(self: RunDir) -> list[MonitoringReport]:
+    "The finished monitoring reports (those with a drift.json), oldest first."
+    if not self.monitoring.is_dir(): return []
+    reports = [MonitoringReport(p) for p in sorted(self.monitoring.iterdir()) if p.is_dir()]
+    return [report for report in reports if report.drift.is_file()]
+
+# %% ../nbs/06_runs.ipynb #b67bc32c
 def _now() -> str: return datetime.now(timezone.utc).isoformat(timespec='microseconds')
 
-def create_run(params: dict,  # the run's parameters, JSON-able (recorded in params.json)
-               runs_dir: str | Path = 'runs',  # folder holding all run directories
-               notebook: str | Path | None = None,  # the notebook that executes the run, if any
-               **manifest_fields,  # extra manifest entries (e.g. reproduces=<run id>)
-               ) -> Path:
-    "Create `runs_dir/<new id>/` with `params.json` and a manifest in status `running`; return its path."
-    runs_dir = Path(runs_dir)
+def _new_directory(runs_dir: str | Path, run_dir: str | Path | None) -> RunDir:
+    "Make the run's folder: `run_dir` when named (new or empty), else a new id in `runs_dir`."
+    if run_dir is not None:
+        path = project_path(run_dir)
+        if path.exists() and (not path.is_dir() or any(path.iterdir())):
+            raise ParamError(f"run directory {path} already exists and is not empty: name a new one or remove it")
+        path.mkdir(parents=True, exist_ok=True)
+        return RunDir(path)
+    runs_dir = project_path(runs_dir)
     runs_dir.mkdir(parents=True, exist_ok=True)
     while True:
-        run_id = new_run_id()
-        run_dir = runs_dir/run_id
-        try: run_dir.mkdir(); break
+        path = runs_dir/new_run_id()
+        try: path.mkdir(); return RunDir(path)
         except FileExistsError: continue  # astronomically unlikely: same microsecond and suffix
-    atomic_write_json(run_dir/'params.json', params)
-    manifest = {'run_id': run_id, 'status': 'running', 'started': _now(), 'ended': None, 'duration_s': None,
+
+def create_run(params: dict,  # the run's parameters, JSON-able (recorded in params.json)
+               runs_dir: str | Path = 'runs',  # folder holding all run directories (relative: the project root's)
+               notebook: str | Path | None = None,  # the notebook that executes the run, if any
+               run_dir: str | Path | None = None,  # a named run directory instead of a new id in runs_dir
+               **manifest_fields,  # extra manifest entries (e.g. reproduces=<run id>)
+               ) -> RunDir:
+    "Create the run's directory with `params.json` and a manifest in status `running`."
+    run = _new_directory(runs_dir, run_dir)
+    atomic_write_json(run.params, params)
+    manifest = {'run_id': run.id, 'status': 'running', 'started': _now(), 'ended': None, 'duration_s': None,
                 'seed': params.get('seed'), 'params': params, 'data': None, 'error': None,
                 'notebook': str(notebook) if notebook else None,
                 'notebook_md5': file_md5(notebook) if notebook and Path(notebook).is_file() else None,
                 'git': git_state(), 'environment': environment(),
                 'host': socket.gethostname(), 'pid': os.getpid(), **manifest_fields}
-    atomic_write_json(run_dir/'manifest.json', manifest)
-    return run_dir
+    atomic_write_json(run.manifest, manifest)
+    return run
 
 def read_manifest(run_dir: str | Path) -> dict:
     "The run's manifest (DataError naming the file when missing or malformed)."
-    return read_json(Path(run_dir)/'manifest.json')
+    return read_json(RunDir(run_dir).manifest)
 
 def update_manifest(run_dir: str | Path,  # a run directory
                     **fields,  # manifest entries to set
@@ -102,7 +224,7 @@ def update_manifest(run_dir: str | Path,  # a run directory
     "Set `fields` in the run's manifest (atomic rewrite); return the new manifest."
     manifest = read_manifest(run_dir)
     manifest.update(fields)
-    atomic_write_json(Path(run_dir)/'manifest.json', manifest)
+    atomic_write_json(RunDir(run_dir).manifest, manifest)
     return manifest
 
 # %% ../nbs/06_runs.ipynb #f5ad57eb
@@ -117,43 +239,54 @@ def record_data(run_dir: str | Path,  # a run directory
 def write_metrics(run_dir: str | Path,  # a run directory
                   metrics: dict,  # {model_name: {metric: value}}
                   ) -> Path:
-    "Write `metrics.json` (stable JSON: the same numbers give the same bytes)."
-    return atomic_write_json(Path(run_dir)/'metrics.json', {str(k): dict(v) for k, v in metrics.items()})
+    "Write the run's metrics (stable JSON: the same numbers give the same bytes)."
+    return atomic_write_json(RunDir(run_dir).metrics, {str(k): dict(v) for k, v in metrics.items()})
 
 def read_metrics(run_dir: str | Path) -> dict:
     "The run's `{model_name: {metric: value}}`."
-    return read_json(Path(run_dir)/'metrics.json')
+    return read_json(RunDir(run_dir).metrics)
 
 def save_predictions(run_dir: str | Path,  # a run directory
                      model_name: str,  # e.g. 'rf'
                      predictions: pd.DataFrame,  # one row per test example (labels and/or probabilities)
                      ) -> Path:
-    "Write a model's test-split predictions to `predictions/<model_name>.parquet` atomically."
+    "Write a model's test-split predictions into the run atomically (Parquet)."
     frame = predictions.copy()
     frame.columns = [str(c) for c in frame.columns]  # parquet needs string column names
-    path = Path(run_dir)/'predictions'/f'{model_name}.parquet'
-    return write_frame(frame, path)
+    return write_frame(frame, RunDir(run_dir).predictions(model_name))
 
 def load_predictions(run_dir: str | Path, model_name: str) -> pd.DataFrame:
     "A model's test-split predictions saved by `save_predictions`."
-    path = Path(run_dir)/'predictions'/f'{model_name}.parquet'
+    path = RunDir(run_dir).predictions(model_name)
     if not path.is_file(): raise DataError(f"{path}: no predictions saved for model {model_name!r}")
     return pd.read_parquet(path)
 
 # %% ../nbs/06_runs.ipynb #d169b35e
-def _finish(run_dir, status, error=None):
+@patch
+def file_md5s(self: RunDir) -> dict[str, str]:
+    "`{relative path: md5}` of the run's files, except the manifest, hidden files and the growing folders."
+    growing = (self.prediction_log('x').parent, self.monitoring)
+    files = {}
+    for path in sorted(self.path.rglob('*')):
+        relative = path.relative_to(self.path)
+        if not path.is_file() or path == self.manifest or any(part.startswith('.') for part in relative.parts): continue
+        if any(folder == parent for folder in growing for parent in path.parents): continue
+        files[relative.as_posix()] = file_md5(path)
+    return files
+
+def _finish(run_dir, status, error=None, **fields):
     manifest = read_manifest(run_dir)
     ended = datetime.now(timezone.utc)
     try: duration = (ended - datetime.fromisoformat(manifest['started'])).total_seconds()
     except (KeyError, TypeError, ValueError): duration = None
-    manifest.update(status=status, ended=ended.isoformat(timespec='microseconds'), duration_s=duration, error=error)
-    atomic_write_json(Path(run_dir)/'manifest.json', manifest)
+    manifest.update(status=status, ended=ended.isoformat(timespec='microseconds'), duration_s=duration, error=error, **fields)
+    atomic_write_json(RunDir(run_dir).manifest, manifest)
     return manifest
 
 def mark_complete(run_dir: str | Path,  # a run directory whose files are all written
                   ) -> dict:
-    "Set the run's status to `complete` (the run's very last write)."
-    return _finish(run_dir, 'complete')
+    "Set the run's status to `complete` and record its files' md5s (the run's very last write)."
+    return _finish(run_dir, 'complete', files=RunDir(run_dir).file_md5s())
 
 def mark_failed(run_dir: str | Path,  # a run directory
                 error: BaseException | dict | str,  # what went wrong (a dict: {'type', 'message', ...})
@@ -169,10 +302,11 @@ def resolve_run(run: str | Path,  # a run directory, or a run id (or a unique pr
                 runs_dir: str | Path = 'runs',  # folder holding the run directories
                 ) -> Path:
     "The run directory that `run` names (`ParamError` with a suggestion when there is none)."
+    if not str(run).strip(): raise ParamError("run: an empty run name; give a run directory, a run id or a prefix of one")
     path = Path(run)
-    if (path/'manifest.json').is_file(): return path
-    runs_dir = Path(runs_dir)
-    if (runs_dir/str(run)/'manifest.json').is_file(): return runs_dir/str(run)
+    if RunDir(path).manifest.is_file(): return path
+    runs_dir = project_path(runs_dir)
+    if RunDir(runs_dir/str(run)).manifest.is_file(): return runs_dir/str(run)
     known = sorted(p.name for p in runs_dir.iterdir() if p.is_dir()) if runs_dir.is_dir() else []
     matches = [name for name in known if name.startswith(str(run))]
     if len(matches) == 1: return runs_dir/matches[0]
@@ -183,19 +317,6 @@ def resolve_run(run: str | Path,  # a run directory, or a run id (or a unique pr
                      + did_you_mean(str(run), known))
 
 # %% ../nbs/06_runs.ipynb #6fb3ee2f
-# fallbacks after evaluate's headline metric, for notebooks that record other metrics
-FALLBACK_METRICS = {'binary': ('average_precision', 'accuracy'), 'multiclass': ('accuracy', 'balanced_accuracy'),
-                    'regression': ('mae', 'r2')}
-
-def headline_metric(metrics: dict,  # one model's {metric: value}
-                    task: str | None = None,  # the run's task, when known
-                    ) -> str | None:
-    "The metric a listing shows for a model: evaluate's headline (ROC AUC, macro F1, RMSE), else a fallback."
-    from mlops_nb.evaluate import HEADLINE_METRICS  # here: creating a run (on the way to the kernel) needs no matplotlib
-    order = {task: (HEADLINE_METRICS[task], *FALLBACK_METRICS[task]) for task in FALLBACK_METRICS}
-    candidates = order.get(task) or tuple(m for ms in order.values() for m in ms)
-    return next((name for name in candidates if name in metrics), None)
-
 def _process_alive(manifest: dict) -> bool | None:
     "Whether the process that ran the run still exists (None when it ran on another host)."
     if manifest.get('host') != socket.gethostname() or not manifest.get('pid'): return None
@@ -233,7 +354,7 @@ def _run_row(run_dir: Path) -> dict:
 def list_runs(runs_dir: str | Path = 'runs',  # folder holding the run directories
               ) -> pd.DataFrame:
     "One row per run directory, oldest first: id, status, dataset, task, data md5, models, headline metric per model, duration."
-    runs_dir = Path(runs_dir)
+    runs_dir = project_path(runs_dir)
     columns = ['run_id', 'status', 'dataset', 'task', 'data_md5', 'models', 'metric']
     if not runs_dir.is_dir(): return pd.DataFrame(columns=columns + ['started', 'duration_s'])
     rows = [_run_row(p) for p in sorted(runs_dir.iterdir()) if p.is_dir() and not p.name.startswith('.')]
@@ -250,10 +371,31 @@ def compare_runs(*runs: str | Path,  # run directories or ids
     "Metrics of the given runs: rows (run_id, model), columns the metrics."
     rows = []
     for run in runs:
-        run_dir = resolve_run(run, runs_dir)
+        run_dir = RunDir(resolve_run(run, runs_dir))
         for model, values in read_metrics(run_dir).items():
-            rows.append({'run_id': run_dir.name, 'model': model, **values})
+            rows.append({'run_id': run_dir.id, 'model': model, **values})
     return pd.DataFrame(rows).set_index(['run_id', 'model']) if rows else pd.DataFrame()
+
+# %% ../nbs/06_runs.ipynb #006e137f
+@patch
+def best_model(self: RunDir,
+               model: str | None = None,  # a model the user chose (checked to exist); None: the best
+               ) -> tuple[str, str]:
+    "(model name, why it was chosen); ModelError when the run saved no model."
+    names = self.model_names()
+    if not names: raise ModelError(f"{self.models}: no saved model in run {self.id}")
+    if model is not None:
+        if model not in names:
+            raise ParamError(f"model {model!r} is not in run {self.id}; it has {', '.join(names)}.{did_you_mean(model, names)}")
+        return model, 'chosen by name'
+    if len(names) == 1: return names[0], 'the only model of the run'
+    try: metrics, task = read_metrics(self), read_manifest(self).get('task')
+    except MlopsError: metrics, task = {}, None
+    ranked, metric = rank_models({name: metrics.get(name) or {} for name in names}, task)
+    if metric is None: return names[0], 'the first model by name (the metrics do not rank them)'
+    value = (metrics.get(ranked[0]) or {}).get(metric)
+    direction = 'lower' if metric in LOWER_IS_BETTER else 'higher'
+    return ranked[0], f"best {metric} of the run ({value:.4g}; {direction} is better)"
 
 # %% ../nbs/06_runs.ipynb #ba4707a7
 def check_data(run: str | Path,  # a run directory or id
@@ -272,6 +414,27 @@ def check_data(run: str | Path,  # a run directory or id
         raise DataError(f"{path}: the data changed since run {run_dir.name}: recorded md5 {data['md5']}, "
                         f"now {current}. Restore the original file to reproduce the run.")
     return data
+
+def _recorded_path(run: RunDir, relative: str) -> Path:
+    "A file the manifest lists, refused when the name would point outside the run."
+    if Path(relative).is_absolute() or '..' in Path(relative).parts:
+        raise DataError(f"{run.manifest}: lists {relative!r}, which is not a path inside the run")
+    return run.path/relative
+
+def verify_run_files(run: str | Path | RunDir,  # a run directory
+                     ) -> dict:
+    "The `{file: md5}` recorded at completion, after checking every file still has it (DataError otherwise)."
+    run = RunDir(run)
+    recorded = read_manifest(run).get('files')
+    if recorded is None: return {}  # a run completed before files were recorded: nothing to compare with
+    if not isinstance(recorded, dict): raise DataError(f"{run.manifest}: 'files' is not a {{file: md5}} object")
+    for relative, expected in recorded.items():
+        path = _recorded_path(run, relative)
+        if not path.is_file(): raise DataError(f"{path}: recorded when run {run.id} completed, now missing")
+        if (actual := file_md5(path)) != expected:
+            raise DataError(f"{path}: md5 {actual} differs from {expected}, recorded when run {run.id} completed: "
+                            "the file was changed after the run")
+    return recorded
 
 def _same(a, b) -> bool:
     if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b): return True

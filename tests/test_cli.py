@@ -42,6 +42,16 @@ def test_help_everywhere(capsys):
     (['-p', 'test_size', 'big'], "'test_size'"),
     (['-p', 'dataset', 'frad'], "Did you mean 'fraud'"),
     (['-p', 'models', 'rf,svm'], "'svm'"),
+    # issue 10: every value outside its declared range is refused before a kernel starts
+    (['-p', 'seed', '1e26'], "'seed': expected an integer"),
+    (['-p', 'seed', '4294967296'], "'seed': 4294967296 is outside [0, 4294967296)"),
+    (['-p', 'data_scale', 'inf'], "'data_scale': inf is outside"),
+    (['-p', 'rf_n_estimators', '0'], "'rf_n_estimators': 0 is outside"),
+    (['-p', 'nn_learning_rate', '-1'], "'nn_learning_rate': -1.0 is outside"),
+    (['-p', 'nn_dropout', '2'], "'nn_dropout': 2.0 is outside [0, 1)"),
+    (['-p', 'n_bootstrap', '-5'], "'n_bootstrap': -5 is outside"),
+    (['-p', 'target', 'foo'], 'leave target empty'),
+    (['-p', 'run_dir', '/tmp/somewhere'], 'set by the runner'),
 ])
 def test_bad_parameters_exit_2_before_any_kernel(tmp_path, args, named):
     start = time.perf_counter()
@@ -179,7 +189,7 @@ def test_monitor_reads_the_prediction_log_by_default(tmp_path):
     from fastapi.testclient import TestClient
     data, run_dir = churn_linear_run(tmp_path)
     missing = mlops_nb('monitor', run_dir, '--out-dir', tmp_path/'none')
-    assert missing.returncode == 1 and 'prediction_log' in missing.stderr, missing.stdout + missing.stderr
+    assert missing.returncode == 1 and 'no prediction log' in missing.stderr, missing.stdout + missing.stderr
     log = run_dir/'prediction_log'/'linear.jsonl'
     app = create_app(run_dir/'models'/'linear', log_path=log)
     records = pd.read_csv(data).drop(columns=['churned'])
@@ -190,3 +200,49 @@ def test_monitor_reads_the_prediction_log_by_default(tmp_path):
     logged = mlops_nb('monitor', run_dir, '--model', 'linear', '--out-dir', tmp_path/'logged')
     assert logged.returncode == 0, logged.stdout + logged.stderr
     assert Path(logged.stdout.strip().splitlines()[-1]).is_file()
+
+
+def test_monitor_checks_its_parameters_first_and_a_failed_check_leaves_nothing(tmp_path):
+    "Issue 10: --drift-share outside (0, 1] exits 2 before a kernel starts; a check that fails in the notebook writes nothing."
+    data, run_dir = churn_linear_run(tmp_path)
+    start = time.perf_counter()
+    wrong = mlops_nb('monitor', run_dir, '--current', data, '--drift-share', '5')
+    assert wrong.returncode == 2 and "'drift_share': 5.0 is outside (0, 1]" in wrong.stderr, wrong.stderr
+    assert time.perf_counter() - start < 30
+    (tmp_path/'unrelated.csv').write_text('x,y\n1,2\n3,4\n')
+    failed = mlops_nb('monitor', run_dir, '--current', tmp_path/'unrelated.csv')
+    assert failed.returncode == 1 and 'nothing was written into the run' in failed.stderr, failed.stderr
+    assert not (run_dir/'monitoring').exists() or not any((run_dir/'monitoring').iterdir())
+
+
+def test_reproduce_never_runs_a_notebook_named_by_the_run(tmp_path):
+    "Issue 10: reproduce runs the package's notebook, refuses a run made by another one, and checks stored files and models."
+    import json
+    data, run_dir = churn_linear_run(tmp_path)
+    marker = tmp_path/'pwned'
+    evil = tmp_path/'evil.ipynb'
+    evil.write_text(json.dumps({'cells': [{'cell_type': 'code', 'metadata': {'tags': ['parameters']}, 'source': 'run_dir = ""',
+                                           'outputs': [], 'execution_count': None},
+                                          {'cell_type': 'code', 'metadata': {}, 'source': f'open({str(marker)!r}, "w").write("x")',
+                                           'outputs': [], 'execution_count': None}],
+                                'metadata': {'kernelspec': {'name': 'python3', 'language': 'python', 'display_name': 'Python 3'}},
+                                'nbformat': 4, 'nbformat_minor': 5}))
+    manifest = read_json(run_dir/'manifest.json')
+    (run_dir/'manifest.json').write_text(json.dumps(manifest | {'notebook': str(evil)}))
+    again = mlops_nb('reproduce', run_dir, '--no-progress')
+    assert again.returncode == 0 and 'identical' in again.stdout, again.stdout + again.stderr
+    assert not marker.exists()  # the notebook path in the run was never used
+    (run_dir/'manifest.json').write_text(json.dumps(manifest | {'notebook': str(evil), 'notebook_md5': file_md5(evil)}))
+    refused = mlops_nb('reproduce', run_dir, '--no-progress')
+    assert refused.returncode == 1 and file_md5(evil) in refused.stderr and 'git commit' in refused.stderr, refused.stderr
+    assert not marker.exists()
+
+    (run_dir/'manifest.json').write_text(json.dumps(manifest))
+    skops_file = next((run_dir/'models'/'linear').glob('*.skops'))
+    skops_file.write_bytes(skops_file.read_bytes()[:-10])  # a corrupted model file
+    corrupted = mlops_nb('reproduce', run_dir, '--no-progress')
+    assert corrupted.returncode == 1 and skops_file.name in corrupted.stderr, corrupted.stderr
+    (run_dir/'manifest.json').write_text(json.dumps(manifest | {'files': {**manifest['files'],
+                                         skops_file.relative_to(run_dir).as_posix(): file_md5(skops_file)}}))
+    still = mlops_nb('reproduce', run_dir, '--no-progress')  # the manifest was doctored too: loading the model still refuses it
+    assert still.returncode == 1 and skops_file.name in still.stderr and 'md5' in still.stderr, still.stderr

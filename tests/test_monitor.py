@@ -20,6 +20,7 @@ from scipy import stats
 
 from mlops_nb.core import DataError, ParamError, atomic_write_json, read_json
 from mlops_nb.monitor import detect_drift, monitor_run, quality_over_time, read_prediction_log, reference_profile
+from mlops_nb.runner import NotebookError
 
 AIR, PROCESS, SPEED, TORQUE, WEAR = ('Air temperature [K]', 'Process temperature [K]', 'Rotational speed [rpm]',
                                      'Torque [Nm]', 'Tool wear [min]')
@@ -306,12 +307,13 @@ def test_monitor_run_errors(tmp_path):
 
 
 def test_monitor_run_no_drift_and_error_inside_the_notebook(tmp_path):
-    "A current file from the same process -> no drift; a file without a column -> the DataError, notebook kept."
+    "A current file from the same process -> no drift; a file without a column -> the error, nothing left behind."
     run_dir = make_run_dir(tmp_path, maintenance(5_000, 0)[MAINTENANCE_INPUTS])
     maintenance(2_000, 5)[MAINTENANCE_INPUTS].to_parquet(tmp_path/'current.parquet')
     report, drifted = monitor_run(run_dir, current=tmp_path/'current.parquet', out_dir=tmp_path/'report')
     assert drifted is False and report == (tmp_path/'report'/'report.html').resolve()
     maintenance(100, 6)[MAINTENANCE_INPUTS].drop(columns=WEAR).to_csv(tmp_path/'no_wear.csv', index=False)
-    with pytest.raises(DataError, match=r"missing column 'Tool wear \[min\]'.*executed notebook kept"):
+    with pytest.raises(NotebookError, match=r"nothing was written.*missing column 'Tool wear \[min\]'.*Executed notebook kept") as failure:
         monitor_run(run_dir, current=tmp_path/'no_wear.csv', out_dir=tmp_path/'failed')
-    assert (tmp_path/'failed'/'monitor.ipynb').is_file()
+    assert failure.value.ename == 'DataError' and (failure.value.executed/'monitor.ipynb').is_file()
+    assert not (tmp_path/'failed').exists() and not list(tmp_path.glob('.failed*'))  # nothing left where the report was to go

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from mlops_nb.core import file_md5, project_root, read_json
-from mlops_nb.pipeline import default_notebook, run_pipeline
+from mlops_nb.training import run_pipeline, train_notebook
 from mlops_nb.runs import list_runs, load_predictions, read_manifest
 
 SAMPLES = project_root()/'data'/'samples'
@@ -52,7 +52,7 @@ CASES = [  # id, parameters, models, task
 
 @pytest.mark.parametrize('params,models,task', [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_pipeline_end_to_end(tmp_path, params, models, task):
-    run_dir = run_pipeline({**QUICK, **params, 'data_dir': str(tmp_path/'data')}, runs_dir=tmp_path/'runs', progress=False)
+    run_dir = run_pipeline({**QUICK, **params, 'data_dir': str(tmp_path/'data')}, runs_dir=tmp_path/'runs', progress=False).path
     assert run_dir.parent == (tmp_path/'runs').resolve()
     metrics = check_complete_run(run_dir, models, task)
     headline = {'binary': 'roc_auc', 'multiclass': 'macro_f1', 'regression': 'rmse'}[task]
@@ -68,7 +68,7 @@ def test_plain_papermill_command_line(tmp_path):
     "Without mlops-nb: papermill runs the notebook, which creates and completes its own run."
     papermill = Path(sys.executable).parent/'papermill'
     out = tmp_path/'executed.ipynb'
-    args = [str(papermill), str(default_notebook()), str(out), '--no-progress-bar', '-k', 'python3',
+    args = [str(papermill), str(train_notebook()), str(out), '--no-progress-bar', '-k', 'python3',
             '-p', 'dataset', str(SAMPLES/'species.csv'), '-p', 'target', 'species', '-p', 'runs_dir', str(tmp_path/'runs')]
     for name, value in QUICK.items(): args += ['-p', name, str(value)]
     done = subprocess.run(args, capture_output=True, text=True, timeout=600)
@@ -79,13 +79,15 @@ def test_plain_papermill_command_line(tmp_path):
     assert sorted(read_json(run_dir/'metrics.json')) == ['nn', 'rf']
     assert read_json(run_dir/'params.json')['target'] == 'species'
     assert out.is_file() and 'complete' in json.dumps(json.loads(out.read_text())['cells'][-1]['outputs'])
+    assert manifest['files']['metrics.json'] == file_md5(run_dir/'metrics.json')  # completion recorded every file
 
 
 def test_default_run_from_the_command_line(tmp_path):
-    "`mlops-nb run` with no parameters: fraud at the default size, rf and nn; the forest's ROC AUC is above 0.8."
+    "`mlops-nb run` with the default parameters: fraud at the default size, rf and nn; the forest's ROC AUC is above 0.8."
     mlops_nb = Path(sys.executable).parent/'mlops-nb'
-    # run from tmp_path so that the default data_dir ('data') and runs_dir ('runs') land there
-    done = subprocess.run([str(mlops_nb), 'run', '--no-progress'], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    # folders outside the project (the defaults are the project's runs/ and data/); no model parameter changed
+    done = subprocess.run([str(mlops_nb), 'run', '--no-progress', '--runs-dir', 'runs', '-p', 'data_dir', str(tmp_path/'data')],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     run_dir = Path(done.stdout.strip().splitlines()[-1])
     assert run_dir.parent.resolve() == (tmp_path/'runs').resolve()
