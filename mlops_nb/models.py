@@ -26,22 +26,27 @@ import torch
 from joblib import Parallel, delayed, effective_n_jobs
 from sklearn.base import is_classifier
 from sklearn.dummy import DummyClassifier, DummyRegressor
+from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 from sklearn.exceptions import NotFittedError
+from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
+from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
+from sklearn.tree._tree import TREE_LEAF, Tree
 from sklearn.utils.validation import check_is_fitted
 
 import mlops_nb
 from .core import (DataError, ModelError, ParamError, atomic_path, atomic_write_json, did_you_mean,
                            file_md5, read_json)
-from .features import make_preprocessor
+from .features import DatetimeParts, categories_as_text, make_preprocessor
 from .neural import TorchMLPClassifier, TorchMLPRegressor, mlp_from_state, mlp_to_state
 
 # %% auto #0
 __all__ = ['MODEL_NAMES', 'TASKS', 'TRUSTED_TYPES', 'MODEL_CARD', 'PIPELINE_FILE', 'NETWORK_WEIGHTS', 'NETWORK_CONFIG',
            'CARD_FORMAT', 'OrderedForestClassifier', 'OrderedForestRegressor', 'make_model', 'model_card', 'save_model',
-           'read_model_card', 'load_model', 'TorchMLPClassifier', 'TorchMLPRegressor']
+           'read_model_card', 'check_fitted', 'load_model', 'verify_model', 'TorchMLPClassifier', 'TorchMLPRegressor']
 
 # %% ../nbs/04b_models.ipynb #8e646b0b
 _all_ = ['TorchMLPClassifier', 'TorchMLPRegressor']  # re-exported: every model class is importable from here
@@ -322,9 +327,279 @@ def _load_skops(path: Path):
     try: return skops.io.load(path, trusted=list(TRUSTED_TYPES))
     except Exception as e: raise ModelError(f"{path}: cannot be loaded ({type(e).__name__}: {e})") from None
 
+# %% ../nbs/04b_models.ipynb #5421ff88
+def _fail(field: str, problem: str):
+    "Raise the `ModelError` of a component that fails a check (`check_fitted` adds the file's name)."
+    raise ModelError(f"{field} {problem}")
+
+def _first(mask: np.ndarray) -> int | None:
+    "Index of the first True in `mask`, or None when there is none."
+    if not mask.any(): return None  # the usual case, without building an index array
+    found = np.flatnonzero(mask)
+    return int(found[0]) if found.size else None
+
+def _int_attr(component, name: str, field: str, low: int = 1) -> int:
+    "A fitted integer attribute such as `n_features_in_`: present, an integer, at least `low`."
+    value = getattr(component, name, None)
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        _fail(f"{field}.{name}", f"= {value!r} is not an integer >= {low}")
+    return int(value)
+
+def _shape(array, expected: tuple, field: str, finite: bool = True):
+    "`array` is an ndarray of shape `expected` (holding finite numbers, unless `finite` is False)."
+    if not isinstance(array, np.ndarray) or array.shape != tuple(expected):
+        _fail(field, f"has shape {getattr(array, 'shape', type(array).__name__)}, expected {tuple(expected)}")
+    if finite and not (array.dtype.kind in "biuf" and np.isfinite(array).all()):
+        _fail(field, "holds values that are not finite numbers")
+
+def _index_array(values, stop: int, field: str):
+    "`values` is a 1-D integer array with every entry in [0, stop)."
+    if not isinstance(values, np.ndarray) or values.ndim != 1 or values.dtype.kind not in "iu":
+        _fail(field, f"is not a 1-D integer array ({type(values).__name__})")
+    i = _first((values < 0) | (values >= stop))
+    if i is not None: _fail(f"{field}[{i}]", f"= {values[i]} is outside [0, {stop})")
+
+# %% ../nbs/04b_models.ipynb #4e7e06dd
+def _check_tree_nodes(tree: Tree, field: str) -> np.ndarray:
+    "The node arrays of a fitted `Tree` form one tree rooted at node 0; return the split (non-leaf) nodes."
+    count, capacity = tree.node_count, tree.capacity
+    if not 1 <= count <= capacity:  # checked first: the arrays below are `node_count`-long views of `capacity` nodes
+        _fail(f"{field}.node_count", f"= {count} is outside [1, {capacity}] (the number of nodes stored)")
+    left, right = tree.children_left, tree.children_right
+    leaf = left == TREE_LEAF
+    split = np.flatnonzero(~leaf)
+    for name, child in (("children_left", left), ("children_right", right)):
+        i = _first((child[split] <= split) | (child[split] >= count))
+        if i is not None:
+            node = split[i]
+            _fail(f"{field}.{name}[{node}]", f"= {child[node]} is outside [{node + 1}, {count}) (a child is "
+                  "numbered after its parent, within the tree; -1 on both sides marks a leaf)")
+    i = _first(leaf & (right != TREE_LEAF))
+    if i is not None:
+        _fail(f"{field}.children_right[{i}]", f"= {right[i]} but children_left[{i}] = -1: a leaf has no child on either side")
+    parents = np.bincount(np.concatenate([left[split], right[split]]), minlength=count)
+    i = _first(parents[1:] != 1)
+    if i is not None:
+        _fail(f"{field}.children_left/right", f"give node {i + 1} {parents[i + 1]} parents; every node but the root has exactly one")
+    return split
+
+def _tree_depth(tree: Tree, split: np.ndarray) -> int:
+    "Depth of the deepest node of a checked tree, by pointer jumping (no loop over nodes)."
+    parent = np.zeros(tree.node_count, dtype=np.intp)  # the root points at itself
+    parent[tree.children_left[split]] = split
+    parent[tree.children_right[split]] = split
+    depth = np.ones(tree.node_count, dtype=np.intp)  # distance from each node to `parent[node]`
+    depth[0] = 0
+    while parent.any():  # each round doubles the distance covered; ends when every node points at the root
+        depth, parent = depth + depth[parent], parent[parent]
+    return int(depth.max())
+
+def _check_tree_splits(tree: Tree, split: np.ndarray, n_features: int, n_classes: list, field: str):
+    "What prediction reads at the nodes: input columns in range, finite thresholds, values shaped by the classes."
+    if tree.n_features != n_features:
+        _fail(f"{field}.n_features", f"= {tree.n_features}, but the estimator has n_features_in_ = {n_features}")
+    feature, threshold = tree.feature, tree.threshold
+    i = _first((feature[split] < 0) | (feature[split] >= n_features))
+    if i is not None: _fail(f"{field}.feature[{split[i]}]", f"= {feature[split[i]]} is outside [0, {n_features})")
+    i = _first(~np.isfinite(threshold[split]))
+    if i is not None: _fail(f"{field}.threshold[{split[i]}]", f"= {threshold[split[i]]} is not a finite number")
+    if tree.n_outputs != len(n_classes) or tree.n_classes.tolist() != list(n_classes):
+        _fail(f"{field}.n_classes", f"= {tree.n_classes.tolist()} disagrees with the estimator's classes per output {list(n_classes)}")
+    _shape(tree.value, (tree.node_count, len(n_classes), max(n_classes)), f"{field}.value")
+    depth = _tree_depth(tree, split)
+    if tree.max_depth != depth: _fail(f"{field}.max_depth", f"= {tree.max_depth}, but the deepest node is at depth {depth}")
+
+# %% ../nbs/04b_models.ipynb #7e2ebb9a
+def _classes_per_output(estimator, field: str) -> list[int]:
+    "Number of classes of each output of a fitted tree model (1 per output for a regressor)."
+    n_outputs = _int_attr(estimator, "n_outputs_", field)
+    if not is_classifier(estimator): return [1] * n_outputs
+    classes = estimator.classes_ if n_outputs > 1 else [estimator.classes_]
+    if len(classes) != n_outputs or not all(isinstance(c, np.ndarray) and c.ndim == 1 and len(c) >= 1 for c in classes):
+        _fail(f"{field}.classes_", f"is not {n_outputs} non-empty array(s) of class labels")
+    counts = [len(c) for c in classes]
+    if np.atleast_1d(estimator.n_classes_).tolist() != counts:
+        _fail(f"{field}.n_classes_", f"= {estimator.n_classes_!r} disagrees with classes_ ({counts} classes)")
+    return counts
+
+def _check_decision_tree(estimator, field: str, n_features: int | None = None, n_classes: list | None = None):
+    "A fitted decision tree, on its own or inside a forest (whose `n_features` and `n_classes` it must share)."
+    own_features, own_classes = _int_attr(estimator, "n_features_in_", field), _classes_per_output(estimator, field)
+    if n_features is not None and own_features != n_features:
+        _fail(f"{field}.n_features_in_", f"= {own_features}, but the forest has n_features_in_ = {n_features}")
+    if n_classes is not None and own_classes != n_classes:
+        _fail(f"{field}.n_classes_", f"= {own_classes}, but the forest has {n_classes} classes per output")
+    tree = getattr(estimator, "tree_", None)
+    if type(tree) is not Tree: _fail(f"{field}.tree_", f"is a {type(tree).__name__}, not a fitted scikit-learn Tree")
+    split = _check_tree_nodes(tree, f"{field}.tree_")
+    _check_tree_splits(tree, split, own_features, own_classes, f"{field}.tree_")
+
+def _check_forest(forest, field: str):
+    "A fitted random forest: every tree checked, and each agrees with the forest."
+    n_features, n_classes = _int_attr(forest, "n_features_in_", field), _classes_per_output(forest, field)
+    trees = getattr(forest, "estimators_", None)
+    if not isinstance(trees, list) or not trees: _fail(f"{field}.estimators_", "is not a non-empty list of trees")
+    kind = DecisionTreeClassifier if is_classifier(forest) else DecisionTreeRegressor
+    for i, tree in enumerate(trees):
+        if type(tree) is not kind: _fail(f"{field}.estimators_[{i}]", f"is a {type(tree).__name__}, expected a {kind.__name__}")
+        _check_decision_tree(tree, f"{field}.estimators_[{i}]", n_features, n_classes)
+
+def _check_linear(estimator, field: str):
+    "Logistic regression: one row of coefficients for two classes, one per class otherwise; ridge: one per target."
+    n_features = _int_attr(estimator, "n_features_in_", field)
+    coef = getattr(estimator, "coef_", None)
+    if isinstance(estimator, LogisticRegression):
+        classes = getattr(estimator, "classes_", None)
+        if not isinstance(classes, np.ndarray) or classes.ndim != 1 or len(classes) < 2:
+            _fail(f"{field}.classes_", "is not an array of at least 2 class labels")
+        rows = 1 if len(classes) == 2 else len(classes)
+        _shape(coef, (rows, n_features), f"{field}.coef_")
+        _shape(np.asarray(getattr(estimator, "intercept_", None)), (rows,), f"{field}.intercept_")
+    else:
+        targets = () if getattr(coef, "ndim", None) == 1 else (getattr(coef, "shape", (0,))[0],)
+        _shape(coef, targets + (n_features,), f"{field}.coef_")
+        _shape(np.asarray(getattr(estimator, "intercept_", None)), targets, f"{field}.intercept_")
+
+def _check_dummy(estimator, field: str):
+    "The dummy floors: class shares for each class (one output), or one constant per output."
+    _int_attr(estimator, "n_features_in_", field)
+    n_outputs = _int_attr(estimator, "n_outputs_", field)
+    if isinstance(estimator, DummyRegressor):
+        _shape(getattr(estimator, "constant_", None), (1, n_outputs), f"{field}.constant_")
+        return
+    if n_outputs != 1: _fail(f"{field}.n_outputs_", f"= {n_outputs}; the dummy classifier here has one output")
+    n_classes = _classes_per_output(estimator, field)[0]
+    _shape(getattr(estimator, "class_prior_", None), (n_classes,), f"{field}.class_prior_")
+
+# %% ../nbs/04b_models.ipynb #3e2cc20d
+def _check_one_hot(encoder, field: str) -> int:
+    "Every column index the encoder hands to SciPy lies inside its column's block of outputs."
+    n_features = _int_attr(encoder, "n_features_in_", field)
+    if encoder.drop_idx_ is not None or encoder._drop_idx_after_grouping is not None:
+        _fail(f"{field}.drop_idx_", "is set; the encoders here never drop a category")
+    categories, outs, grouped = encoder.categories_, encoder._n_features_outs, bool(encoder._infrequent_enabled)
+    if not isinstance(categories, list) or len(categories) != n_features: _fail(f"{field}.categories_", f"is not a list of {n_features} arrays")
+    if not isinstance(outs, list) or len(outs) != n_features or not all(isinstance(o, (int, np.integer)) and o >= 0 for o in outs):
+        _fail(f"{field}._n_features_outs", f"= {outs!r} is not a list of {n_features} counts")
+    if grouped and not all(isinstance(v, list) and len(v) == n_features for v in (encoder._infrequent_indices, encoder._default_to_infrequent_mappings)):
+        _fail(f"{field}._infrequent_indices", f"and _default_to_infrequent_mappings must be lists of {n_features} entries")
+    for i, (seen, n_out) in enumerate(zip(categories, outs)):
+        if not isinstance(seen, np.ndarray) or seen.ndim != 1 or len(seen) == 0:
+            _fail(f"{field}.categories_[{i}]", "is not a non-empty 1-D array")
+        if seen.dtype.kind in "biuf" and not np.all(seen[:-1] < seen[1:]):
+            _fail(f"{field}.categories_[{i}]", "is not sorted, which the encoder's binary search assumes")
+        if grouped and encoder._infrequent_indices[i] is not None:
+            _index_array(encoder._infrequent_indices[i], len(seen), f"{field}._infrequent_indices[{i}]")
+        mapping = encoder._default_to_infrequent_mappings[i] if grouped else None
+        if mapping is None and len(seen) > n_out:
+            _fail(f"{field}._n_features_outs[{i}]", f"= {n_out} is fewer than the {len(seen)} categories it encodes")
+        if mapping is not None:
+            _shape(mapping, (len(seen),), f"{field}._default_to_infrequent_mappings[{i}]")
+            _index_array(mapping, n_out, f"{field}._default_to_infrequent_mappings[{i}]")
+    return int(sum(outs))
+
+def _check_imputer(imputer, field: str) -> int:
+    "One statistic per input column; columns whose statistic is missing are dropped (unless kept)."
+    n_features = _int_attr(imputer, "n_features_in_", field)
+    if getattr(imputer, "indicator_", None) is not None: _fail(f"{field}.indicator_", "is set; the imputers here add no indicator")
+    statistics = getattr(imputer, "statistics_", None)
+    _shape(statistics, (n_features,), f"{field}.statistics_", finite=False)
+    return n_features if imputer.keep_empty_features else n_features - int(pd.isna(statistics).sum())
+
+def _check_scaler(scaler, field: str) -> int:
+    "One finite mean and scale per input column."
+    n_features = _int_attr(scaler, "n_features_in_", field)
+    for name in ("mean_", "scale_"):
+        if getattr(scaler, name, None) is not None: _shape(getattr(scaler, name), (n_features,), f"{field}.{name}")
+    return n_features
+
+def _check_text(transformer, field: str) -> int:
+    "The function step of the categorical columns: `features.categories_as_text` and nothing else."
+    if transformer.func is not categories_as_text or transformer.inverse_func is not None or transformer.kw_args:
+        _fail(f"{field}.func", f"= {transformer.func!r}; the only function a saved pipeline may call is features.categories_as_text")
+    return _int_attr(transformer, "n_features_in_", field)
+
+def _check_datetime_parts(transformer, field: str) -> int:
+    "Only the parts `DatetimeParts` knows (its own `fit` refuses others); one output per column and part."
+    parts = transformer.parts
+    try: DatetimeParts(parts=tuple(parts)).fit(pd.DataFrame())
+    except (ParamError, TypeError): _fail(f"{field}.parts", f"= {parts!r} names a part DatetimeParts does not know")
+    return _int_attr(transformer, "n_features_in_", field) * len(parts)
+
+# %% ../nbs/04b_models.ipynb #ca41f0ab
+def _check_column_transformer(transformer, field: str) -> int:
+    "Each column kind's pipeline checked on the number of columns it takes; the outputs add up."
+    _int_attr(transformer, "n_features_in_", field)
+    width = 0
+    for i, (name, steps, columns) in enumerate(transformer.transformers_):
+        if isinstance(steps, str) and steps == "drop": continue
+        if not isinstance(steps, Pipeline):
+            _fail(f"{field}.transformers_[{i}]", f"({name!r}) is a {type(steps).__name__}; each column kind here is a Pipeline")
+        width += _check_steps(steps, f"{field}.{name}", len(columns))
+    return width
+
+_CHECKS = (  # component classes -> checker returning the output width (None for a model)
+    ((RandomForestClassifier, RandomForestRegressor), _check_forest),  # includes the Ordered forests
+    ((DecisionTreeClassifier, DecisionTreeRegressor), _check_decision_tree),
+    ((LogisticRegression, Ridge), _check_linear),
+    ((DummyClassifier, DummyRegressor), _check_dummy),
+    ((ColumnTransformer,), _check_column_transformer),
+    ((OneHotEncoder,), _check_one_hot),
+    ((SimpleImputer,), _check_imputer),
+    ((StandardScaler,), _check_scaler),
+    ((FunctionTransformer,), _check_text),
+    ((DatetimeParts,), _check_datetime_parts),
+)
+
+def _check_steps(pipeline: Pipeline, field: str, n_in: int | None) -> int | None:
+    "Check each step in order; each one's `n_features_in_` is what the step before it outputs (`n_in` for the first)."
+    steps = pipeline.steps
+    if not isinstance(steps, list) or not steps: _fail(f"{field or 'pipeline'}.steps", "is not a non-empty list")
+    width = n_in
+    for i, (name, component) in enumerate(steps):
+        where = f"{field}.{name}" if field else str(name)
+        check = next((check for classes, check in _CHECKS if isinstance(component, classes)), None)
+        if check is None:
+            _fail(where, f"is a {type(component).__module__}.{type(component).__name__}, which load_model cannot check; "
+                  "only the components make_model builds can be loaded")
+        n_features = _int_attr(component, "n_features_in_", where)
+        if width is not None and n_features != width:
+            _fail(f"{where}.n_features_in_", f"= {n_features}, but the step before it outputs {width} columns")
+        width = check(component, where)
+        if width is None and i < len(steps) - 1: _fail(where, "is a model but not the last step")
+    return width
+
+def check_fitted(pipeline: Pipeline,  # a pipeline just loaded from `path`
+                 path: str | Path,  # the file it came from, for the message
+                 ) -> int | None:
+    "Check every fitted component against what scikit-learn's compiled code assumes; the output width (None: ends in a model)."
+    try: return _check_steps(pipeline, "", None)
+    except ModelError as e:
+        raise ModelError(f"{path}: {e}. The file was not written by save_model, or was changed after; do not use it") from None
+    except (AttributeError, TypeError, ValueError, IndexError, KeyError) as e:
+        raise ModelError(f"{path}: a fitted component has unexpected content ({type(e).__name__}: {e}); "
+                         "the file was not written by save_model, or was changed after; do not use it") from None
+
+# %% ../nbs/04b_models.ipynb #9a4525fb
+def _load_network(directory: Path, spec: dict, width: int | None):
+    "The network a model directory holds, checked against its config and the preprocessing's output `width`."
+    config_path, weights_path = directory / spec["config"], directory / spec["weights"]
+    where = f"{weights_path} with {config_path.name}"
+    try: config = read_json(config_path)
+    except DataError as e: raise ModelError(str(e)) from None
+    try: tensors = safetensors.torch.load_file(str(weights_path))
+    except Exception as e: raise ModelError(f"{weights_path}: not a readable safetensors file ({e})") from None
+    try: network = mlp_from_state(config, tensors)
+    except ModelError as e: raise ModelError(f"{where}: {e}. The files were not written by save_model, or were changed after; do not use them") from None
+    except Exception as e: raise ModelError(f"{where}: cannot rebuild the network ({type(e).__name__}: {e})") from None
+    if width is not None and network.n_features_in_ != width:
+        raise ModelError(f"{config_path}: n_features_in = {network.n_features_in_}, but the preprocessing saved "
+                         f"beside it outputs {width} columns; the files do not belong together")
+    return network
+
 def load_model(directory: str | Path,  # a directory written by `save_model`
                ):
-    "The fitted pipeline saved in `directory`, after checking every file's md5 and the types it holds."
+    "The fitted pipeline saved in `directory`, after checking every file's md5, the types it holds and their fitted arrays."
     directory = Path(directory)
     card = read_model_card(directory)
     _verify_files(directory, card)
@@ -336,20 +611,23 @@ def load_model(directory: str | Path,  # a directory written by `save_model`
     head = _load_skops(directory / layout["pipeline"]) if layout.get("pipeline") else None
     if head is not None and not isinstance(head, Pipeline):
         raise ModelError(f"{directory / layout['pipeline']}: holds a {type(head).__name__}, expected a Pipeline")
+    width = check_fitted(head, directory / layout["pipeline"]) if head is not None else None
     if layout.get("network"):
-        spec = layout["network"]
-        config_path, weights_path = directory / spec["config"], directory / spec["weights"]
-        try:
-            config = read_json(config_path)
-        except DataError as e: raise ModelError(str(e)) from None
-        try: tensors = safetensors.torch.load_file(str(weights_path))
-        except Exception as e: raise ModelError(f"{weights_path}: not a readable safetensors file ({e})") from None
-        try: network = mlp_from_state(config, tensors)
-        except Exception as e: raise ModelError(f"{weights_path}: cannot rebuild the network ({type(e).__name__}: {e})") from None
-        steps = (head.steps if head is not None else []) + [(spec["step"], network)]
-        pipeline = Pipeline(steps)
+        if head is not None and width is None:
+            raise ModelError(f"{directory / layout['pipeline']}: ends in a model, but {MODEL_CARD} also names a network")
+        network = _load_network(directory, layout["network"], width)
+        pipeline = Pipeline((head.steps if head is not None else []) + [(layout["network"]["step"], network)])
     elif head is None:
         raise ModelError(f"{directory / MODEL_CARD}: names neither a pipeline nor a network file")
     else:
         pipeline = head
     return pipeline.steps[-1][1] if layout.get("bare_estimator") else pipeline
+
+def verify_model(directory: str | Path,  # a directory written by `save_model`
+                 ) -> dict:
+    "Check a saved model completely, as `load_model` does (md5s, types, fitted arrays, network), and summarise it."
+    model = load_model(directory)
+    card = read_model_card(directory)
+    final = model.steps[-1][1] if isinstance(model, Pipeline) else model
+    return {"directory": str(directory), "name": card.get("name"), "kind": card.get("kind"), "task": card.get("task"),
+            "estimator": type(final).__name__, "files": dict(card["files"])}

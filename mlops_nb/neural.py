@@ -25,8 +25,8 @@ from tqdm import tqdm
 from .core import ModelError, ParamError
 
 # %% auto #0
-__all__ = ['ModelInputError', 'HyperparameterError', 'build_mlp', 'train_network', 'TorchMLPClassifier', 'TorchMLPRegressor',
-           'mlp_to_state', 'mlp_from_state']
+__all__ = ['MAX_LAYERS', 'MAX_UNITS', 'ModelInputError', 'HyperparameterError', 'build_mlp', 'train_network',
+           'TorchMLPClassifier', 'TorchMLPRegressor', 'mlp_to_state', 'check_mlp_state', 'mlp_from_state']
 
 # %% ../nbs/04a_neural.ipynb #9dd9e380
 class ModelInputError(ModelError, ValueError):
@@ -366,13 +366,86 @@ def mlp_to_state(estimator,  # a fitted TorchMLPClassifier or TorchMLPRegressor
     tensors = {key: value.detach().cpu().contiguous() for key, value in estimator.module_.state_dict().items()}
     return config, tensors
 
+# %% ../nbs/04a_neural.ipynb #383f9752
+MAX_LAYERS, MAX_UNITS = 64, 1_000_000  # bounds on a saved network: hidden layers, units per layer
+
+def _is_int(value, low: int, high: int) -> bool:
+    "`value` is an int (not a bool) in [low, high]."
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and low <= value <= high
+
+def _check_mlp_sizes(config: dict) -> list[int]:
+    "The layer sizes of `config`, checked against its bounds, hyper-parameters and `n_features_in`."
+    if not isinstance(config, dict): raise ModelError(f"the MLP config is a {type(config).__name__}, not a JSON object")
+    if config.get('format') != _STATE_FORMAT: raise ModelError(f"unknown MLP state format {config.get('format')!r} (expected {_STATE_FORMAT})")
+    if config.get('class') not in _MLP_CLASSES: raise ModelError(f"unknown MLP class {config.get('class')!r}")
+    sizes = config.get('layer_sizes')
+    if not isinstance(sizes, list) or not 2 <= len(sizes) <= MAX_LAYERS + 2:
+        raise ModelError(f"layer_sizes = {str(sizes)[:80]} must be a list of 2 to {MAX_LAYERS + 2} sizes")
+    for i, size in enumerate(sizes):
+        if not _is_int(size, 1, MAX_UNITS): raise ModelError(f"layer_sizes[{i}] = {size!r} is not an integer in [1, {MAX_UNITS}]")
+    params = config.get('params')
+    if not isinstance(params, dict): raise ModelError("the MLP config has no 'params' object")
+    if params.get('hidden_layer_sizes') != sizes[1:-1]:
+        raise ModelError(f"params.hidden_layer_sizes = {params.get('hidden_layer_sizes')!r} disagrees with "
+                         f"layer_sizes = {sizes} (hidden sizes {sizes[1:-1]})")
+    dropout = params.get('dropout')
+    if not (isinstance(dropout, numbers.Real) and not isinstance(dropout, bool) and 0 <= dropout < 1):
+        raise ModelError(f"params.dropout = {dropout!r} is not a number in [0, 1)")
+    if config.get('n_features_in') != sizes[0] or isinstance(config.get('n_features_in'), bool):
+        raise ModelError(f"n_features_in = {config.get('n_features_in')!r} disagrees with layer_sizes[0] = {sizes[0]}")
+    names = config.get('feature_names_in')
+    if names is not None and not (isinstance(names, list) and len(names) == sizes[0] and all(isinstance(n, str) for n in names)):
+        raise ModelError(f"feature_names_in must be null or a list of {sizes[0]} column names")
+    return sizes
+
+def _check_mlp_outputs(config: dict, n_outputs: int):
+    "The output layer fits the classes (or the regression target), and the labels can be rebuilt."
+    if config['class'] == 'TorchMLPRegressor':
+        mean, scale = config.get('target_mean'), config.get('target_scale')
+        if not all(isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v) for v in (mean, scale)) or scale <= 0:
+            raise ModelError(f"target_mean = {mean!r}, target_scale = {scale!r} must be finite numbers, the scale > 0")
+        expected, what = 1, 'a regressor'
+    else:
+        classes = config.get('classes')
+        if not (isinstance(classes, dict) and isinstance(classes.get('values'), list) and isinstance(classes.get('dtype'), str)):
+            raise ModelError("classes must be an object with 'dtype' and 'values'")
+        try: dtype = np.dtype(classes['dtype'])
+        except TypeError: raise ModelError(f"classes.dtype = {classes['dtype']!r} is not a NumPy dtype") from None
+        if dtype.kind not in 'biufUO' or dtype.itemsize > 4096:
+            raise ModelError(f"classes.dtype = {classes['dtype']!r} is not a label dtype (bool, number, text or object)")
+        n_classes = len(classes['values'])
+        if n_classes < 2: raise ModelError(f"classes has {n_classes} value(s); a classifier has at least 2")
+        expected, what = (1 if n_classes == 2 else n_classes), f"{n_classes} classes"
+    if n_outputs != expected:
+        raise ModelError(f"layer_sizes[-1] = {n_outputs} outputs, but {what} need(s) {expected}")
+
+def check_mlp_state(config: dict,  # an MLP config, as `mlp_to_state` writes it (e.g. read back from JSON)
+                    tensors: dict,  # its weights, e.g. from `safetensors.torch.load_file`
+                    ) -> list[int]:
+    "The network's layer sizes, after checking that `config` and `tensors` describe exactly one network."
+    sizes = _check_mlp_sizes(config)
+    _check_mlp_outputs(config, sizes[-1])
+    with torch.device('meta'):  # shapes only: nothing is allocated
+        expected = {name: tuple(value.shape) for name, value in build_mlp(sizes, config['params']['dropout']).state_dict().items()}
+    missing, extra = sorted(set(expected) - set(tensors)), sorted(set(tensors) - set(expected))
+    if missing: raise ModelError(f"tensor(s) {missing} missing: layer_sizes {sizes} needs {sorted(expected)}")
+    if extra: raise ModelError(f"tensor(s) {extra} are not part of a network with layer_sizes {sizes}")
+    for name, shape in expected.items():
+        tensor = tensors[name]
+        if not isinstance(tensor, torch.Tensor) or tensor.dtype != torch.float32:
+            raise ModelError(f"tensor {name!r} has dtype {getattr(tensor, 'dtype', type(tensor).__name__)}, expected torch.float32")
+        if tuple(tensor.shape) != shape:
+            raise ModelError(f"tensor {name!r} has shape {tuple(tensor.shape)}, but layer_sizes {sizes} implies {shape}")
+        if not bool(torch.isfinite(tensor).all()): raise ModelError(f"tensor {name!r} holds NaN or infinite values")
+    return sizes
+
+# %% ../nbs/04a_neural.ipynb #ddd41aee
 def mlp_from_state(config: dict,  # the config from `mlp_to_state` (e.g. read back from JSON)
                    tensors: dict[str, torch.Tensor],  # the tensors from `mlp_to_state` (e.g. `safetensors.torch.load_file`)
                    ):
     "Rebuild the fitted estimator that `mlp_to_state` described; it predicts exactly like the original."
+    check_mlp_state(config, tensors)  # shapes, sizes and classes agree before anything is built
     try:
-        if config.get('format') != _STATE_FORMAT: raise ModelError(f"unknown MLP state format {config.get('format')!r} (expected {_STATE_FORMAT})")
-        if config['class'] not in _MLP_CLASSES: raise ModelError(f"unknown MLP class {config['class']!r}")
         params = dict(config['params'])
         params['hidden_layer_sizes'] = tuple(params['hidden_layer_sizes'])
         if isinstance(params.get('class_weight'), dict): params['class_weight'] = {k: v for k, v in params['class_weight']['pairs']}
