@@ -12,7 +12,7 @@ import logging
 import math
 import os
 import re
-import socket
+import sys
 import threading
 import time
 import uuid
@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi_offline import FastAPIOffline
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, Summary, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from starlette.concurrency import run_in_threadpool
@@ -34,10 +35,13 @@ from .core import DataError, MlopsError, ModelError, ParamError, closest_name, d
 from .data import parse_datetime
 
 # %% auto #0
-__all__ = ['ROUTES', 'LATENCY_BUCKETS', 'RequestError', 'parse_records', 'column_kinds', 'records_to_frame', 'is_classifier_task',
-           'score_frame', 'PredictionLog', 'log_lines', 'ServerMetrics', 'read_drift_figures', 'DriftCollector',
-           'LiveDrift', 'ModelService', 'create_app', 'app_for_service', 'choose_model', 'prepare_run', 'serve_run',
-           'background_server']
+__all__ = ['MAX_DEPTH', 'MAX_TEXT_LENGTH', 'MAX_FLOAT_INT', 'MAX_CATEGORY_NUMBER', 'ISO_DATETIME', 'ROUTES', 'DOCS_ASSETS',
+           'HTTP_METHODS', 'LATENCY_BUCKETS', 'UNSEEN', 'MAX_ECHOED', 'RequestError', 'parse_records', 'column_kinds',
+           'column_statistics', 'numeric_ranges', 'records_to_frame', 'is_classifier_task', 'score_frame',
+           'PredictionLog', 'log_lines', 'ServerMetrics', 'route_label', 'read_drift_figures', 'DriftCollector',
+           'LiveDrift', 'ModelService', 'example_record', 'record_schema', 'reply_schema', 'predict_operation',
+           'openapi_components', 'openapi_document', 'create_app', 'app_for_service', 'choose_model', 'prepare_run',
+           'serve_run', 'background_server']
 
 # %% ../nbs/09_serve.ipynb #8fb65ca6
 class RequestError(MlopsError):
@@ -47,12 +51,11 @@ class RequestError(MlopsError):
         self.status, self.detail = status, detail
 
 # %% ../nbs/09_serve.ipynb #e2632ef5
-_EXAMPLE_BODY = '{"records": [{"column": value, ...}, ...]}'
-
-class _NotJsonConstant(ValueError): pass
-
-def _reject_constant(name):
-    raise _NotJsonConstant(name)
+MAX_DEPTH = 32  # arrays and objects nested deeper in a body are refused (400); a record is at depth 3
+MAX_TEXT_LENGTH = 1000  # characters of one text value in a column the model takes (422 above)
+MAX_FLOAT_INT = int(sys.float_info.max)  # the largest integer a 64-bit float holds: JSON numbers beyond it are refused
+MAX_CATEGORY_NUMBER = 2**53  # a number sent for a categorical column: within +-2**53, where a 64-bit float is exact
+_INT_DIGITS = len(str(MAX_FLOAT_INT))  # 309
 
 def _json_kind(value) -> str:
     "The JSON name of a parsed value's type, for messages."
@@ -63,22 +66,86 @@ def _json_kind(value) -> str:
     if isinstance(value, list): return 'array'
     return 'object'
 
-def parse_records(body: bytes,  # the raw request body
-                  max_rows: int = 10000,  # the most records one request may hold (413 above)
-                  ) -> list[dict]:
-    "The list of records in a `/predict` body; `RequestError` 400 (not JSON), 422 (wrong shape) or 413 (too many)."
+def _clip(text, limit: int = 60) -> str:
+    "`text` (a client's name or value) cut to `limit` characters, saying how long it was."
+    text = str(text)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
+
+def _excerpt(value, limit: int = 60) -> str:
+    "A client's JSON value for a message, never longer than about `limit` characters."
+    if isinstance(value, (list, dict)): return f"a JSON {_json_kind(value)} of {len(value)} item(s)"
+    if isinstance(value, float) and not math.isfinite(value): return 'a number beyond the 64-bit float range'
+    if isinstance(value, str): return json.dumps(value[:limit]) + ('' if len(value) <= limit else f"... ({len(value):,} characters)")
+    return _clip(json.dumps(value), limit)
+
+def _json_int(text: str) -> int | float:
+    "A JSON integer, or +-inf when it has more digits than any 64-bit float (never a slow or refused `int()`)."
+    if len(text) > _INT_DIGITS + 1: return -math.inf if text.startswith('-') else math.inf
+    return int(text)
+
+# %% ../nbs/09_serve.ipynb #701a0ce3
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b'[]{}')  # translate deletes all but brackets
+_NOT_SKELETON = bytes(b for b in range(256) if b not in b'"[]{}')  # all but quotes and brackets
+
+def _deeper_than(skeleton: bytes, limit: int, chunk: int) -> bool:
+    "Whether the brackets of `skeleton` (brackets and quotes only) nest deeper than `limit`, brackets between quotes skipped."
+    codes = np.frombuffer(skeleton, dtype=np.uint8)
+    depth, quotes_before = 0, 0
+    for start in range(0, len(codes), chunk):
+        part = codes[start:start + chunk]
+        is_quote = part == ord('"')
+        outside = ((np.cumsum(is_quote) + quotes_before) % 2 == 0) & ~is_quote
+        opens = outside & ((part == ord('[')) | (part == ord('{')))
+        closes = outside & ((part == ord(']')) | (part == ord('}')))
+        levels = depth + np.cumsum(opens.astype(np.int64) - closes)
+        if levels.max() > limit: return True
+        depth, quotes_before = int(levels[-1]), quotes_before + int(is_quote.sum())
+    return False
+
+def _nested_deeper(body: bytes,  # a JSON body (UTF-8)
+                   limit: int,  # the deepest nesting allowed
+                   chunk: int = 1 << 20,  # bytes counted at a time
+                   ) -> bool:
+    "Whether arrays and objects in `body` nest deeper than `limit` (brackets inside strings do not count)."
+    if body.count(b'[') + body.count(b'{') <= limit: return False
+    if not _deeper_than(body.translate(None, _NOT_BRACKETS), limit, chunk): return False  # an upper bound is enough
+    skeleton = body.replace(b'\\\\', b'').replace(b'\\"', b'').translate(None, _NOT_SKELETON)
+    return _deeper_than(skeleton, limit, chunk)
+
+# %% ../nbs/09_serve.ipynb #52565022
+_EXAMPLE_BODY = '{"records": [{"column": value, ...}, ...]}'
+
+class _NotJsonConstant(ValueError): pass
+
+def _reject_constant(name):
+    raise _NotJsonConstant(name)
+
+def _json_payload(body: bytes, max_depth: int):
+    "The parsed JSON of a body; `RequestError` 400 when it is empty, not UTF-8, not JSON or nested too deep."
     if not body.strip(): raise RequestError(400, f"empty body: send JSON like {_EXAMPLE_BODY}")
-    try: payload = json.loads(body, parse_constant=_reject_constant)
+    try: text = body.decode('utf-8')
     except UnicodeDecodeError: raise RequestError(400, "body is not UTF-8 text: send JSON encoded as UTF-8") from None
+    if _nested_deeper(body, max_depth):
+        raise RequestError(400, f"body nests arrays or objects deeper than {max_depth} levels; a record is a flat object {{column: value}}")
+    try: return json.loads(text, parse_constant=_reject_constant, parse_int=_json_int)
     except _NotJsonConstant as e:
         raise RequestError(400, f"body is not valid JSON: {e} is not a JSON value; send null for a missing value") from None
     except json.JSONDecodeError as e:
         raise RequestError(400, f"body is not valid JSON ({e.msg} at line {e.lineno} column {e.colno}); send {_EXAMPLE_BODY}") from None
+    except RecursionError:  # not reached after the depth check; kept so that no body ends in a 500
+        raise RequestError(400, f"body nests arrays or objects too deeply; send {_EXAMPLE_BODY}") from None
+
+def parse_records(body: bytes,  # the raw request body
+                  max_rows: int = 10000,  # the most records one request may hold (413 above)
+                  max_depth: int = MAX_DEPTH,  # the deepest nesting of arrays and objects (400 above)
+                  ) -> list[dict]:
+    "The list of records in a `/predict` body; `RequestError` 400 (not JSON), 422 (wrong shape) or 413 (too many)."
+    payload = _json_payload(body, max_depth)
     if not isinstance(payload, dict):
         raise RequestError(422, f"body must be a JSON object like {_EXAMPLE_BODY}, got a JSON {_json_kind(payload)}")
     if 'records' not in payload:
-        keys = ', '.join(repr(k) for k in list(payload)[:5]) or 'none'
-        close = closest_name('records', [str(k) for k in payload])
+        keys = ', '.join(json.dumps(_clip(k, 30)) for k in list(payload)[:5]) or 'none'
+        close = closest_name('records', [k for k in list(payload)[:100] if len(k) <= 30])
         hint = f" Rename {close!r} to 'records'." if close is not None else ''
         raise RequestError(422, f'body has no "records" key (keys: {keys}).{hint} Send {_EXAMPLE_BODY}')
     records = payload['records']
@@ -122,12 +189,54 @@ def column_kinds(input_schema: dict,  # the model card's `input_schema`: columns
     return kinds
 
 # %% ../nbs/09_serve.ipynb #dce7b4df
-def _first_bad_row(values: list, ok) -> int | None:
-    return next((row for row, value in enumerate(values) if not ok(value)), None)
+_YEAR = '(?:167[89]|16[89][0-9]|1[7-9][0-9][0-9]|2[01][0-9][0-9]|22[0-5][0-9]|226[01])'
+_LEAP_YEAR = ('(?:16(?:8[048]|9[26])|1[7-9](?:0[48]|[2468][048]|[13579][26])|20(?:[02468][048]|[13579][26])'
+              '|21(?:0[48]|[2468][048]|[13579][26])|22(?:0[48]|[24][048]|[135][26]|60))')
+_MONTH_DAY = '(?:(?:0[13578]|1[02])-(?:0[1-9]|[12][0-9]|3[01])|(?:0[469]|11)-(?:0[1-9]|[12][0-9]|30)|02-(?:0[1-9]|1[0-9]|2[0-8]))'
+_TIME = '(?:[T ](?:[01][0-9]|2[0-3]):[0-5][0-9](?::[0-5][0-9](?:[.][0-9]{1,9})?)?(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])?)?'
+ISO_DATETIME = f'^(?:{_YEAR}-{_MONTH_DAY}|{_LEAP_YEAR}-02-29){_TIME}$'  # the dates a date column takes (JSON Schema `pattern`)
+_ISO_DATETIME = re.compile(ISO_DATETIME[1:-1])  # used with fullmatch: Python's `$` would also accept a final newline
 
-def _is_number(value) -> bool:
-    return value is None or type(value) is float or type(value) is int
+# %% ../nbs/09_serve.ipynb #ed996f12
+def _fitted_steps(model) -> list:
+    "(name, fitted transformer, columns) of the model's fitted preprocessor; [] for a model without one."
+    steps = getattr(model, 'named_steps', None)
+    preprocess = steps.get('preprocess') if steps is not None else None
+    return [(n, t, [str(c) for c in cols]) for n, t, cols in getattr(preprocess, 'transformers_', None) or []]
 
+def column_statistics(model,  # a fitted pipeline (from `make_model` / `load_model`)
+                      ) -> dict:
+    "{column: statistics} the fitted preprocessor holds: median, mean, scale of numbers; median parts of dates."
+    stats = {}
+    for name, transformer, columns in _fitted_steps(model):
+        steps = getattr(transformer, 'named_steps', None) or {}
+        impute, scale, parts = steps.get('impute'), steps.get('scale'), steps.get('parts')
+        medians = getattr(impute, 'statistics_', None)
+        if name == 'numeric' and medians is not None:
+            for i, column in enumerate(columns):
+                stats[column] = {'median': float(medians[i])}
+                if scale is not None: stats[column].update(mean=float(scale.mean_[i]), scale=float(scale.scale_[i]))
+        elif name == 'datetime' and medians is not None and parts is not None:
+            n = len(parts.parts)
+            for i, column in enumerate(columns): stats[column] = dict(zip(parts.parts, map(float, medians[i * n:(i + 1) * n])))
+    return stats
+
+def numeric_ranges(input_schema: dict,  # the model card's `input_schema`
+                   statistics: dict,  # from `column_statistics`
+                   width: float = 1e9,  # standard deviations accepted on either side of the training mean
+                   ) -> dict[str, list[int]]:
+    "{numeric column: [lowest, highest]} accepted, whole numbers within the 64-bit float range."
+    ranges = {}
+    for column, kind in column_kinds(input_schema).items():
+        if kind != 'numeric': continue
+        low, high = -MAX_FLOAT_INT, MAX_FLOAT_INT
+        s = statistics.get(column) or {}
+        if all(math.isfinite(s.get(k, math.nan)) for k in ('mean', 'scale')):
+            low, high = max(low, math.floor(s['mean'] - width * s['scale'])), min(high, math.ceil(s['mean'] + width * s['scale']))
+        ranges[column] = [low, high]
+    return ranges
+
+# %% ../nbs/09_serve.ipynb #63168feb
 def _category_text(value, dtype_kind: str, known: set):
     "The text the preprocessor compares for a categorical value (None stays missing)."
     if value is None: return None
@@ -138,58 +247,91 @@ def _category_text(value, dtype_kind: str, known: set):
     spellings = [str(value), str(float(value))] + ([str(int(value))] if float(value).is_integer() else [])
     return next((text for text in spellings if text in known), str(value))
 
+def _refuse(column, row: int, problem: str):
+    raise RequestError(422, f"column {_clip(column)!r}, record {row}: {problem}")
+
+def _too_large(value) -> str:
+    return 'number too large for a 64-bit float' + ('' if isinstance(value, float) else f" ({_excerpt(value)})")
+
+def _is_number(value) -> bool:
+    return type(value) is float or type(value) is int  # JSON true/false are not numbers
+
+def _numeric_column(column: str, values: list, bounds) -> np.ndarray:
+    "Numbers or None as float64 (None: NaN); 422 for anything else or a number out of `bounds`."
+    low, high = bounds
+    for row, value in enumerate(values):
+        if value is None: continue
+        if not _is_number(value): _refuse(column, row, f"expected a number or null, got a JSON {_json_kind(value)} ({_excerpt(value)})")
+        if not low <= value <= high:
+            if not -MAX_FLOAT_INT <= value <= MAX_FLOAT_INT: _refuse(column, row, _too_large(value))
+            _refuse(column, row, f"{_excerpt(value)} is outside the range this model accepts, {low:.6g} to {high:.6g} "
+                                 "(a billion training standard deviations around the training mean); check the units")
+    return np.array(values, dtype=np.float64)
+
+def _categorical_column(column: str, values: list, dtype_kind: str, known: set, max_text_length: int) -> list:
+    "The text of each value as the preprocessor compares it (None for null); 422 for a list, an object, long text, a huge number."
+    for row, value in enumerate(values):
+        if isinstance(value, (list, dict)):
+            _refuse(column, row, f"expected text, a number, a boolean or null for a categorical column, got a JSON {_json_kind(value)}")
+        if isinstance(value, str) and len(value) > max_text_length:
+            _refuse(column, row, f"text of {len(value):,} characters, above the limit of {max_text_length} ({_excerpt(value)})")
+        if _is_number(value) and not -MAX_CATEGORY_NUMBER <= value <= MAX_CATEGORY_NUMBER:
+            _refuse(column, row, f"{_excerpt(value)} is not a category: a number for a categorical column must be within +-2**53")
+    return [_category_text(value, dtype_kind, known) for value in values]
+
+def _datetime_column(column: str, values: list, max_text_length: int) -> np.ndarray:
+    "ISO 8601 texts or None (None: NaN) as an object array; 422 for anything else."
+    for row, value in enumerate(values):
+        if value is None: continue
+        if not isinstance(value, str):
+            _refuse(column, row, f"expected a date as text (ISO 8601, e.g. '2018-04-01 00:15:02') or null, got a JSON {_json_kind(value)}")
+        if len(value) > max_text_length:
+            _refuse(column, row, f"text of {len(value):,} characters, above the limit of {max_text_length} ({_excerpt(value)})")
+        if not _ISO_DATETIME.fullmatch(value):
+            _refuse(column, row, f"{_excerpt(value)} is not a date: use ISO 8601, e.g. '2018-04-01 00:15:02' or "
+                                 "'2018-04-01T00:15:02+02:00', years 1678 to 2261")
+    parsed = parse_datetime(pd.Series(values, dtype=object))  # the parsing the preprocessor uses
+    unparsed = np.flatnonzero(parsed.isna().to_numpy() & np.array([v is not None for v in values]))
+    if len(unparsed): _refuse(column, int(unparsed[0]), f"{_excerpt(values[unparsed[0]])} is not a date the model can read")
+    return np.array([np.nan if v is None else v for v in values], dtype=object)
+
+# %% ../nbs/09_serve.ipynb #a467b218
+def _extra_columns(records: list[dict], columns: list) -> list:
+    "The columns of `records` the model does not take; 422 naming the first record that lacks a model column."
+    present, wanted = set().union(*records), set(columns)
+    extra = sorted((c for c in present if c not in wanted), key=str)
+    for column in columns:
+        if column in present and all(column in record for record in records): continue
+        row = next(row for row, record in enumerate(records) if column not in record)
+        n_missing = sum(column not in record for record in records)
+        close = did_you_mean(column, [c for c in extra[:200] if len(c) <= 200])
+        raise RequestError(422, f"missing column {column!r} in record {row} ({n_missing} of {len(records)} records lack it)."
+                                f"{close} The model takes: {', '.join(map(repr, columns))}")
+    return extra
+
 def records_to_frame(records: list[dict],  # from `parse_records`
-                     input_schema: dict,  # the model card's `input_schema`
+                     input_schema: dict,  # the model card's `input_schema`, optionally with `ranges` (`numeric_ranges`)
+                     max_text_length: int = MAX_TEXT_LENGTH,  # the longest text value in a categorical or date column
                      ) -> tuple[pd.DataFrame, dict]:
     "(frame for the model, report with `ignored_columns` and `unknown_categories`); `RequestError` 422 on bad values."
     kinds = column_kinds(input_schema)
     columns = list(kinds)
     dtypes, known = input_schema.get('dtypes') or {}, input_schema.get('categories') or {}
-    present = set().union(*records)
-    extra = sorted((c for c in present if c not in kinds), key=str)
-    for column in columns:
-        if column not in present or any(column not in record for record in records):
-            row = next(row for row, record in enumerate(records) if column not in record)
-            n_missing = sum(column not in record for record in records)
-            raise RequestError(422, f"missing column {column!r} in record {row} ({n_missing} of {len(records)} records lack it)."
-                                    f"{did_you_mean(column, extra)} The model takes: {', '.join(map(repr, columns))}")
+    ranges = input_schema.get('ranges') or {}
+    extra = _extra_columns(records, columns)
     data, unknown = {}, {}
     for column in columns:
         values = [record[column] for record in records]
-        kind = kinds[column]
-        if kind == 'numeric':
-            row = _first_bad_row(values, _is_number)
-            if row is not None:
-                raise RequestError(422, f"column {column!r}, record {row}: expected a number or null, got a JSON "
-                                        f"{_json_kind(values[row])} ({json.dumps(values[row])[:60]})")
-            try: array = np.array(values, dtype=np.float64)
-            except OverflowError: array = np.array([math.inf if v is not None and abs(v) > 1e308 else v for v in values], dtype=np.float64)
-            if not np.isfinite(array[~np.isnan(array)]).all():
-                row = int(np.flatnonzero(np.isinf(array))[0])
-                raise RequestError(422, f"column {column!r}, record {row}: number too large for a 64-bit float")
-            data[column] = array
-        elif kind == 'categorical':
-            row = _first_bad_row(values, lambda v: not isinstance(v, (list, dict)))
-            if row is not None:
-                raise RequestError(422, f"column {column!r}, record {row}: expected text, a number, a boolean or null "
-                                        f"for a categorical column, got a JSON {_json_kind(values[row])}")
-            dtype_kind, seen = _dtype_kind(dtypes.get(column)), set(known.get(column) or [])
-            texts = [_category_text(value, dtype_kind, seen) for value in values]
+        if kinds[column] == 'numeric':
+            data[column] = _numeric_column(column, values, ranges.get(column, (-MAX_FLOAT_INT, MAX_FLOAT_INT)))
+        elif kinds[column] == 'categorical':
+            seen = set(known.get(column) or [])
+            texts = _categorical_column(column, values, _dtype_kind(dtypes.get(column)), seen, max_text_length)
             data[column] = np.array([np.nan if t is None else t for t in texts], dtype=object)
-            if column in known:
-                new = sorted({t for t in texts if t is not None and t not in seen})
-                if new: unknown[column] = new
-        else:  # datetime: text parsed as the preprocessor does
-            row = _first_bad_row(values, lambda v: v is None or isinstance(v, str))
-            if row is not None:
-                raise RequestError(422, f"column {column!r}, record {row}: expected a date as text (ISO 8601, e.g. "
-                                        f"'2018-04-01 00:15:02') or null, got a JSON {_json_kind(values[row])}")
-            parsed = parse_datetime(pd.Series(values, dtype=object))  # the parsing the preprocessor uses
-            unparsed = parsed.isna().to_numpy() & np.array([v is not None for v in values])
-            if unparsed.any():
-                row = int(np.flatnonzero(unparsed)[0])
-                raise RequestError(422, f"column {column!r}, record {row}: {values[row]!r:.60} is not a date (use ISO 8601, e.g. '2018-04-01 00:15:02')")
-            data[column] = np.array([np.nan if v is None else v for v in values], dtype=object)
+            new = sorted({t for t in texts if t is not None and t not in seen}) if column in known else []
+            if new: unknown[column] = new
+        else:
+            data[column] = _datetime_column(column, values, max_text_length)
     frame = pd.DataFrame(data, columns=columns)
     return frame, {'ignored_columns': [str(c) for c in extra], 'unknown_categories': unknown}
 
@@ -259,6 +401,8 @@ def log_lines(path: str | Path) -> list[str]:
 
 # %% ../nbs/09_serve.ipynb #42a0910b
 ROUTES = ('/predict', '/health', '/model', '/metrics', '/docs', '/openapi.json')
+DOCS_ASSETS = '/docs/assets'  # where the Swagger UI files are served (from the fastapi-offline package)
+HTTP_METHODS = ('GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'TRACE', 'CONNECT')
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 class ServerMetrics:
@@ -296,8 +440,9 @@ class ServerMetrics:
         if live_drift is not None: registry.register(live_drift)
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
-        route = route if route in ROUTES else 'other'
-        self.requests.labels(route, method, str(status)).inc()
+        "Count and time one request; labels from fixed sets (see `route_label`, `HTTP_METHODS`)."
+        route = route_label(route)
+        self.requests.labels(route, method if method in HTTP_METHODS else 'other', str(status)).inc()
         self.latency.labels(route).observe(seconds)
 
     def observe_batch(self, predictions: list, unknown_categories: dict) -> None:
@@ -311,6 +456,11 @@ class ServerMetrics:
     def exposition(self) -> bytes:
         "The metrics in the Prometheus text format."
         return generate_latest(self.registry)
+
+def route_label(path: str) -> str:
+    "The `route` label of a request path: one of `ROUTES`, `DOCS_ASSETS`, or 'other'."
+    if path in ROUTES: return path
+    return DOCS_ASSETS if path.startswith(DOCS_ASSETS + '/') else 'other'
 
 class _StaticCollector:
     def __init__(self, families): self.families = families
@@ -388,6 +538,8 @@ class DriftCollector:
         yield from _drift_families('mlops_nb_', 'latest monitoring report', figures)
 
 # %% ../nbs/09_serve.ipynb #fd4998ab
+UNSEEN = '\x00unseen'  # the live window's stand-in for any category outside the reference profile's
+
 class LiveDrift:
     "Drift of the last `window` scored rows against the reference profile, recomputed at scrape time."
     def __init__(self,
@@ -399,15 +551,25 @@ class LiveDrift:
         from collections import deque
         self.profile = read_json(profile) if isinstance(profile, (str, Path)) else profile
         self.columns = list(self.profile.get('columns') or {})
+        self._known = {c: set(map(str, e.get('values') or [])) for c, e in self.profile['columns'].items()
+                       if isinstance(e, dict) and e.get('value_type') == 'text'}
         self.rows, self.min_rows, self.interval = deque(maxlen=window), min_rows, interval
         self._lock, self._seen, self._computed_at, self._figures = threading.Lock(), 0, -math.inf, None
         self._added = 0
 
     def add(self, inputs: list[dict]) -> None:
-        "Keep the inputs of scored rows ({column: value} as sent)."
+        "Keep the inputs of scored rows ({column: value}), text bounded as `_kept` says."
+        rows = [{c: self._kept(c, row.get(c)) for c in self.columns} for row in inputs]
         with self._lock:
-            self.rows.extend({c: row.get(c) for c in self.columns} for row in inputs)
+            self.rows.extend(rows)
             self._added += len(inputs)
+
+    def _kept(self, column: str, value):
+        "A value as the window keeps it: text outside the profile's categories becomes `UNSEEN` (drift counts both as 'other')."
+        if not isinstance(value, str): return value
+        known = self._known.get(column)
+        if known is None: return value[:100]  # text in a numeric column: kept short (drift reports it as an error)
+        return value if value in known else UNSEEN
 
     def figures(self) -> dict | None:
         with self._lock:
@@ -427,9 +589,30 @@ class LiveDrift:
         yield GaugeMetricFamily('mlops_nb_live_drift_rows', 'Scored rows in the live drift window', value=len(self.rows))
         if figures is not None: yield from _drift_families('mlops_nb_live_', f'last {self.rows.maxlen} scored rows', figures)
 
-# %% ../nbs/09_serve.ipynb #9e6dd370
+# %% ../nbs/09_serve.ipynb #83d0d810
 _REQUEST_ID = re.compile(r'^[A-Za-z0-9._:\-]{1,128}$')
+MAX_ECHOED = 20  # ignored columns, and unknown categories per column, listed in a reply
 
+def _not_finite_row(predictions: list, probabilities: list[dict] | None) -> int | None:
+    "The first row whose probabilities (or numeric prediction) are not finite numbers, or None."
+    if probabilities is not None: values = np.array([list(p.values()) for p in probabilities], dtype=float)
+    else:
+        try: values = np.asarray(predictions, dtype=float).reshape(len(predictions), -1)
+        except (TypeError, ValueError): return None  # class labels, not numbers
+    bad = np.flatnonzero(~np.isfinite(values).all(axis=1))
+    return int(bad[0]) if len(bad) else None
+
+def _warnings(report: dict) -> list[str]:
+    "Warnings for a reply: unknown categories and ignored columns, with bounded excerpts."
+    warnings = [f"column {column!r}: {len(values)} value(s) never seen in training ({', '.join(_excerpt(v, 30) for v in values[:5])}"
+                f"{', ...' if len(values) > 5 else ''}); scored as an unknown category by the one-hot encoder"
+                for column, values in report['unknown_categories'].items()]
+    ignored = report['ignored_columns']
+    if ignored: warnings.append(f"ignored {len(ignored)} column(s) the model does not use: "
+                                f"{', '.join(repr(_clip(c, 30)) for c in ignored[:5])}{', ...' if len(ignored) > 5 else ''}")
+    return warnings
+
+# %% ../nbs/09_serve.ipynb #4d51bce5
 class ModelService:
     "One loaded model with its card: checks records, scores them, logs them, counts them."
     def __init__(self,
@@ -441,13 +624,17 @@ class ModelService:
                  log_path: str | Path | None = None,  # prediction log (JSON lines); None: no log
                  drift_source: str | Path | None = None,  # see `DriftCollector`
                  reference_profile: dict | str | Path | None = None,  # see `LiveDrift`; None: no live drift
+                 max_text_length: int = MAX_TEXT_LENGTH,  # the longest text value in a categorical or date column
                  ):
-        if not isinstance(max_rows, int) or isinstance(max_rows, bool) or max_rows < 1:
-            raise ParamError(f"max_rows must be a positive integer, got {max_rows!r}")
-        self.model, self.card, self.max_rows = model, card, max_rows
+        for name, value in (('max_rows', max_rows), ('max_text_length', max_text_length)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ParamError(f"{name} must be a positive integer, got {value!r}")
+        self.model, self.card, self.max_rows, self.max_text_length = model, card, max_rows, max_text_length
         self.name = str(card.get('name') or 'model')
         self.task = card.get('task')
-        self.input_schema = card.get('input_schema') or {}
+        self.statistics = column_statistics(model)
+        card_schema = card.get('input_schema') or {}
+        self.input_schema = {**card_schema, 'ranges': numeric_ranges(card_schema, self.statistics)}
         self.kinds = column_kinds(self.input_schema)
         self.run_id = run_id if run_id is not None else card.get('run_id')
         self.data_md5 = data_md5 if data_md5 is not None else card.get('data_md5')
@@ -460,22 +647,31 @@ class ModelService:
         "Score a raw `/predict` body; the reply as a dict (`RequestError` for a bad request)."
         request_id = request_id or uuid.uuid4().hex
         records = parse_records(body, self.max_rows)
-        frame, report = records_to_frame(records, self.input_schema)
-        try: predictions, probabilities = score_frame(self.model, frame, self.task)
-        except (ValueError, TypeError) as e:  # input the checks let through but the model refuses
-            raise RequestError(422, f"the model could not score this batch: {type(e).__name__}: {e}") from None
+        predictions, probabilities, report = self.score(records)
         if self.log is not None: self._append_log(request_id, records, predictions, probabilities)
         self.metrics.observe_batch(predictions, report['unknown_categories'])
         if self.live_drift is not None: self.live_drift.add(records)
-        warnings = [f"column {column!r}: {len(values)} value(s) never seen in training ({', '.join(map(repr, values[:5]))}"
-                    f"{', ...' if len(values) > 5 else ''}); scored as an unknown category by the one-hot encoder"
-                    for column, values in report['unknown_categories'].items()]
-        if report['ignored_columns']: warnings.append(f"ignored columns the model does not use: {', '.join(map(repr, report['ignored_columns']))}")
+        return self.reply(request_id, predictions, probabilities, report)
+
+    def score(self, records: list[dict]) -> tuple[list, list[dict] | None, dict]:
+        "(predictions, probabilities, report) of records from `parse_records`; nothing is logged or counted."
+        frame, report = records_to_frame(records, self.input_schema, self.max_text_length)
+        try: predictions, probabilities = score_frame(self.model, frame, self.task)
+        except (ValueError, TypeError) as e:  # input the checks let through but the model refuses
+            raise RequestError(422, f"the model could not score this batch: {type(e).__name__}: {_clip(e, 200)}") from None
+        row = _not_finite_row(predictions, probabilities)
+        if row is not None:
+            raise RequestError(422, f"record {row}: the model's output is not a finite number; its values are probably far outside the training data")
+        return predictions, probabilities, report
+
+    def reply(self, request_id: str, predictions: list, probabilities: list[dict] | None, report: dict) -> dict:
+        "The JSON reply to a scored batch (echoes of the request bounded, see `MAX_ECHOED`)."
+        unknown = {column: [_clip(v, 100) for v in values[:MAX_ECHOED]] for column, values in report['unknown_categories'].items()}
         return {'request_id': request_id, 'model': self.name, 'run_id': self.run_id, 'data_md5': self.data_md5,
                 'task': self.task, 'n_rows': len(predictions), 'predictions': predictions,
                 'probabilities': probabilities, 'classes': self.classes,
-                'ignored_columns': report['ignored_columns'], 'unknown_categories': report['unknown_categories'],
-                'warnings': warnings}
+                'ignored_columns': [_clip(c, 100) for c in report['ignored_columns'][:MAX_ECHOED]],
+                'unknown_categories': unknown, 'warnings': _warnings(report)}
 
     def _append_log(self, request_id, records, predictions, probabilities):
         now = datetime.now(timezone.utc).isoformat(timespec='microseconds')
@@ -485,9 +681,158 @@ class ModelService:
                           'probabilities': None if probabilities is None else probabilities[row]}
                          for row, (record, prediction) in enumerate(zip(records, predictions))])
 
-# %% ../nbs/09_serve.ipynb #83d0d810
+# %% ../nbs/09_serve.ipynb #a517f9cd
+def _median_date(parts: dict) -> str | None:
+    "ISO text of the median year, month, day and hour of a date column's training values."
+    if not all(math.isfinite(parts.get(p, math.nan)) for p in ('year', 'month', 'day')): return None
+    year, month = min(max(round(parts['year']), 1678), 2261), min(max(round(parts['month']), 1), 12)
+    day, hour = min(max(round(parts['day']), 1), 28), parts.get('hour', 0.0)
+    hour = min(max(round(hour), 0), 23) if math.isfinite(hour) else 0
+    return f"{year:04d}-{month:02d}-{day:02d}T{hour:02d}:00:00"
+
+def example_record(input_schema: dict,  # the model card's `input_schema`
+                   statistics: dict,  # from `column_statistics`
+                   profile: dict | None = None,  # the run's reference profile (most common categories), if any
+                   ) -> dict:
+    "A typical training row: numbers at their training median, the most common category, the median date."
+    dtypes, categories = input_schema.get('dtypes') or {}, input_schema.get('categories') or {}
+    rare, profiled = input_schema.get('infrequent_categories') or {}, (profile or {}).get('columns') or {}
+    record = {}
+    for column, kind in column_kinds(input_schema).items():
+        s = statistics.get(column) or {}
+        if kind == 'numeric':
+            median = s.get('median', math.nan)
+            whole = _dtype_kind(dtypes.get(column)) == 'integer'
+            record[column] = None if not math.isfinite(median) else round(median) if whole else median
+        elif kind == 'categorical':
+            known = [c for c in categories.get(column) or [] if c not in set(rare.get(column) or []) and c != 'missing']
+            common = [str(v) for v in (profiled.get(column) or {}).get('values') or [] if str(v) in known]
+            record[column] = (common or known or [None])[0]
+        else:
+            record[column] = _median_date(s)
+    return record
+
+# %% ../nbs/09_serve.ipynb #fab2d8ef
+def _column_schema(kind: str, known: list, bounds, max_text_length: int) -> dict:
+    "The JSON Schema of one column's values."
+    if kind == 'numeric':
+        return {'type': ['number', 'null'], 'minimum': bounds[0], 'maximum': bounds[1],
+                'description': 'a number; null: missing (the training median is used)'}
+    if kind == 'datetime':
+        return {'type': ['string', 'null'], 'pattern': ISO_DATETIME,
+                'description': 'an ISO 8601 date or date-time, years 1678 to 2261; null: missing (the training median is used)'}
+    other = {'type': ['string', 'number', 'boolean', 'null'], 'maxLength': max_text_length,
+             'minimum': -MAX_CATEGORY_NUMBER, 'maximum': MAX_CATEGORY_NUMBER,
+             'description': 'another value: scored as an unknown category and listed in unknown_categories; null: missing'}
+    if not known: return other
+    return {'anyOf': [{'type': 'string', 'enum': list(known), 'description': 'a category seen in training'}, other]}
+
+def record_schema(input_schema: dict,  # `ModelService.input_schema` (the card's, with `ranges`)
+                  max_text_length: int = MAX_TEXT_LENGTH,  # the longest text value
+                  ) -> dict:
+    "The JSON Schema of one record: every column the model takes, required, with its type; other keys allowed."
+    kinds, known = column_kinds(input_schema), input_schema.get('categories') or {}
+    ranges = input_schema.get('ranges') or {}
+    properties = {column: _column_schema(kind, known.get(column) or [], ranges.get(column, (-MAX_FLOAT_INT, MAX_FLOAT_INT)),
+                                         max_text_length)
+                  for column, kind in kinds.items()}
+    return {'type': 'object', 'required': list(kinds), 'properties': properties, 'additionalProperties': True,
+            'description': 'one row: every column the model takes (null for a missing value); other keys are ignored '
+                           'and listed in ignored_columns'}
+
+# %% ../nbs/09_serve.ipynb #8e829a7f
+_ERROR = {'type': 'object', 'required': ['detail'], 'properties': {'detail': {'type': 'string', 'description': 'what is wrong and what to do'}}}
+
+def reply_schema(service: ModelService) -> dict:
+    "The JSON Schema of a 200 reply of `/predict` for `service`'s model."
+    text, maybe_text = {'type': 'string'}, {'type': ['string', 'null']}
+    if service.classes is not None:
+        label = {'enum': service.classes}
+        keys = [str(c) for c in service.classes]
+        probabilities = {'type': 'array', 'description': 'one {class: probability} per record',
+                         'items': {'type': 'object', 'required': keys, 'additionalProperties': False,
+                                   'properties': {k: {'type': 'number', 'minimum': 0, 'maximum': 1} for k in keys}}}
+        if not hasattr(service.model, 'predict_proba'): probabilities = {'type': 'null'}
+        classes = {'type': 'array', 'items': label}
+    else: label, probabilities, classes = {'type': 'number'}, {'type': 'null'}, {'type': 'null'}
+    properties = {
+        'request_id': text, 'model': text, 'run_id': maybe_text, 'data_md5': maybe_text, 'task': maybe_text,
+        'n_rows': {'type': 'integer', 'minimum': 1}, 'predictions': {'type': 'array', 'items': label, 'description': 'one per record, in order'},
+        'probabilities': probabilities, 'classes': classes,
+        'ignored_columns': {'type': 'array', 'items': text, 'maxItems': MAX_ECHOED},
+        'unknown_categories': {'type': 'object', 'additionalProperties': {'type': 'array', 'items': text, 'maxItems': MAX_ECHOED},
+                               'description': '{column: values never seen in training}'},
+        'warnings': {'type': 'array', 'items': text}}
+    return {'type': 'object', 'required': list(properties), 'properties': properties, 'additionalProperties': False}
+
+# %% ../nbs/09_serve.ipynb #3e85475e
+def _refusals(*statuses) -> dict:
+    what = {400: 'the body is not JSON (empty, not UTF-8, NaN, nested deeper than MAX_DEPTH)',
+            413: 'more records than max_rows, or a body larger than max_body_bytes',
+            415: 'the Content-Type is not application/json', 422: 'JSON of the wrong shape, or a value the model cannot take',
+            500: 'an error of the server (logged); it keeps serving'}
+    return {str(s): {'description': what[s], 'content': {'application/json': {'schema': {'$ref': '#/components/schemas/Error'}}}}
+            for s in statuses}
+
+def predict_operation(service: ModelService,  # the model served
+                      example: dict | None = None,  # a record for the example request
+                      example_reply: dict | None = None,  # the reply to it
+                      ) -> dict:
+    "The OpenAPI operation of `POST /predict`: the body, the reply and every refusal."
+    body = {'schema': {'$ref': '#/components/schemas/PredictRequest'}}
+    if example is not None: body['example'] = {'records': [example]}
+    reply = {'schema': {'$ref': '#/components/schemas/PredictReply'}}
+    if example_reply is not None: reply['example'] = example_reply
+    return {'summary': 'Score a batch of records', 'operationId': 'predict',
+            'description': (f"Scores records for model {service.name!r} ({service.task}). Limits: {service.max_rows} records, "
+                            f"text values of {service.max_text_length} characters, nesting {MAX_DEPTH} levels."),
+            'parameters': [{'name': 'X-Request-ID', 'in': 'header', 'required': False, 'schema': {'type': 'string'},
+                            'description': 'your id for the request (letters, digits, .-_:, up to 128 characters); another one is made otherwise'}],
+            'requestBody': {'required': True, 'content': {'application/json': body}},
+            'responses': {'200': {'description': 'predictions', 'content': {'application/json': reply},
+                                  'headers': {'X-Request-ID': {'schema': {'type': 'string'}, 'description': 'the request id'}}},
+                          **_refusals(400, 413, 415, 422, 500)}}
+
+def openapi_components(service: ModelService) -> dict:
+    "The schemas `predict_operation` refers to."
+    request = {'type': 'object', 'required': ['records'], 'description': 'other keys are ignored',
+               'properties': {'records': {'type': 'array', 'minItems': 1, 'maxItems': service.max_rows,
+                                          'items': {'$ref': '#/components/schemas/Record'}}}}
+    return {'Record': record_schema(service.input_schema, service.max_text_length), 'PredictRequest': request,
+            'PredictReply': reply_schema(service), 'Error': _ERROR}
+
+# %% ../nbs/09_serve.ipynb #6bfd9ca6
+def _example_reply(service: ModelService, example: dict) -> dict | None:
+    "What the model answers to the example record (nothing logged or counted), or None if it cannot score it."
+    try: return service.reply('example', *service.score([example]))
+    except RequestError: return None
+
+def openapi_document(app: FastAPI,  # the app (its routes, title, version)
+                     service: ModelService,  # the model it serves
+                     ) -> dict:
+    "The app's OpenAPI document: FastAPI's, with `/predict` and the components generated from the model card."
+    from fastapi.openapi.utils import get_openapi
+    document = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+    profile = service.live_drift.profile if service.live_drift is not None else None
+    example = example_record(service.input_schema, service.statistics, profile)
+    document['paths']['/predict']['post'] = predict_operation(service, example, _example_reply(service, example))
+    document.setdefault('components', {}).setdefault('schemas', {}).update(openapi_components(service))
+    return document
+
+# %% ../nbs/09_serve.ipynb #6cc4fff1
+class _AsciiJSON(JSONResponse):
+    "A JSON response written as ASCII (other characters escaped), so that any text a client sent can be echoed."
+    def render(self, content) -> bytes:
+        return json.dumps(content, ensure_ascii=True, allow_nan=False, separators=(',', ':')).encode('ascii')
+
+async def _unknown_method(scope, receive, send):
+    "405 for a method outside `HTTP_METHODS`."
+    allow = 'POST' if scope['path'] == '/predict' else 'GET'
+    detail = f"method {_clip(scope['method'], 20)!r} is not an HTTP method this server answers; {scope['path'][:100]} takes {allow}"
+    await _AsciiJSON({'detail': detail}, status_code=405, headers={'Allow': allow})(scope, receive, send)
+
 class _MetricsMiddleware:
-    "Pure ASGI middleware: count and time every HTTP request by route and status."
+    "Pure ASGI middleware: count and time every HTTP request by route and status; 405 for a method outside HTTP's."
     def __init__(self, app, metrics: ServerMetrics):
         self.app, self.metrics = app, metrics
 
@@ -497,8 +842,20 @@ class _MetricsMiddleware:
         async def send_and_note(message):
             if message['type'] == 'http.response.start': status[0] = message['status']
             await send(message)
-        try: await self.app(scope, receive, send_and_note)
+        app = self.app if scope['method'] in HTTP_METHODS else _unknown_method
+        try: await app(scope, receive, send_and_note)
         finally: self.metrics.observe_request(scope['path'], scope['method'], status[0], time.perf_counter() - start)
+
+def _require_json(content_type: str | None) -> None:
+    "`RequestError` 415 unless `content_type` is application/json (any case; a charset, if given, must be UTF-8)."
+    media, _, parameters = (content_type or '').partition(';')
+    if media.strip().lower() != 'application/json':
+        raise RequestError(415, f"Content-Type must be application/json, got {_clip(content_type or 'none', 60)!r}; "
+                                "send the records as JSON with that header")
+    for parameter in parameters.split(';'):
+        name, _, value = parameter.partition('=')
+        if name.strip().lower() == 'charset' and value.strip().strip('"').lower() not in ('utf-8', 'utf8'):
+            raise RequestError(415, f"charset {_clip(value.strip(), 30)!r} is not supported: send the JSON as UTF-8")
 
 async def _read_body(request: Request, limit: int) -> bytes:
     "The request body, refused with 413 as soon as it passes `limit` bytes."
@@ -512,12 +869,7 @@ async def _read_body(request: Request, limit: int) -> bytes:
         chunks.append(chunk)
     return b''.join(chunks)
 
-_PREDICT_BODY = {'requestBody': {'required': True, 'content': {'application/json': {'schema': {
-    'type': 'object', 'required': ['records'],
-    'properties': {'records': {'type': 'array', 'minItems': 1, 'items': {'type': 'object', 'additionalProperties': True},
-                               'description': 'one object per row: {column: value}; null for a missing value'}}}}}}}
-
-# %% ../nbs/09_serve.ipynb #4d51bce5
+# %% ../nbs/09_serve.ipynb #3155b11f
 def create_app(model_dir: str | Path,  # a `models.save_model` directory (model_card.json and model files)
                run_id: str | None = None,  # reported in replies; the card's run_id when None
                data_md5: str | None = None,  # reported in replies; the card's data_md5 when None
@@ -527,7 +879,7 @@ def create_app(model_dir: str | Path,  # a `models.save_model` directory (model_
                reference_profile: dict | str | Path | None = None,  # the run's reference_profile.json: live drift metrics
                max_body_bytes: int = 64 * 2**20,  # the largest body accepted (413 above)
                ) -> FastAPI:
-    "A FastAPI app serving the model in `model_dir`: /predict, /health, /model, /metrics."
+    "A FastAPI app serving the model in `model_dir`: /predict, /health, /model, /metrics, /docs."
     from mlops_nb.models import load_model, read_model_card  # serve sits right of models in the import order
     model_dir = Path(model_dir)
     card = read_model_card(model_dir)
@@ -540,60 +892,74 @@ def app_for_service(service: ModelService,  # the model to serve
                     max_body_bytes: int = 64 * 2**20,  # the largest body accepted (413 above)
                     model_dir: str | Path | None = None,  # shown on /health
                     ) -> FastAPI:
-    "The FastAPI app around a `ModelService` (what `create_app` returns)."
+    "The FastAPI app around a `ModelService` (what `create_app` returns); Swagger UI from local files."
     from mlops_nb import __version__
-    app = FastAPI(title=f"mlops_nb model server: {service.name}", version=__version__,
-                  description=f"Serves model {service.name!r} ({service.task}) of run {service.run_id}. "
-                              'POST /predict with {"records": [{column: value, ...}, ...]}.')
+    app = FastAPIOffline(title=f"mlops_nb model server: {service.name}", version=__version__, redoc_url=None,
+                         static_url=DOCS_ASSETS, default_response_class=_AsciiJSON,
+                         swagger_ui_parameters={'validatorUrl': None},  # no call to swagger.io from the docs page
+                         description=f"Serves model {service.name!r} ({service.task}) of run {service.run_id}. "
+                                     'POST /predict with {"records": [{column: value, ...}, ...]}.')
     app.state.service = service
-    started = time.time()
-    log = logging.getLogger('mlops_nb.serve')
+    _add_error_handlers(app)
+    _add_routes(app, service, max_body_bytes, model_dir)
+    def openapi() -> dict:  # built at the first request of /openapi.json, then kept
+        if app.openapi_schema is None: app.openapi_schema = openapi_document(app, service)
+        return app.openapi_schema
+    app.openapi = openapi
+    app.add_middleware(_MetricsMiddleware, metrics=service.metrics)
+    return app
 
+def _add_error_handlers(app: FastAPI) -> None:
+    "Refusals as `{'detail': message}` with their status; 404 and 405 say what exists."
     @app.exception_handler(RequestError)
     async def refused(request: Request, error: RequestError):
-        return JSONResponse({'detail': error.detail}, status_code=error.status)
+        return _AsciiJSON({'detail': error.detail}, status_code=error.status)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException):
-        detail = error.detail
-        if error.status_code == 404:
-            detail = f"no route {request.method} {request.url.path}; routes: POST /predict, GET /health, GET /model, GET /metrics"
-        elif error.status_code == 405:
-            detail = f"method {request.method} not allowed on {request.url.path}"
-        return JSONResponse({'detail': detail}, status_code=error.status_code, headers=getattr(error, 'headers', None))
+        detail, where = error.detail, f"{request.method} {_clip(request.url.path, 100)}"
+        if error.status_code == 404: detail = f"no route {where}; routes: POST /predict, GET /health, GET /model, GET /metrics, GET /docs"
+        elif error.status_code == 405: detail = f"method {request.method} not allowed on {_clip(request.url.path, 100)}"
+        return _AsciiJSON({'detail': detail}, status_code=error.status_code, headers=getattr(error, 'headers', None))
 
-    @app.post('/predict', openapi_extra=_PREDICT_BODY)
+# %% ../nbs/09_serve.ipynb #dac70f71
+_HEALTH = {'type': 'object', 'required': ['status', 'model', 'run_id', 'task', 'model_dir', 'uptime_s'],
+           'properties': {'status': {'enum': ['ok']}, 'model': {'type': 'string'}, 'run_id': {'type': ['string', 'null']},
+                          'task': {'type': ['string', 'null']}, 'model_dir': {'type': ['string', 'null']}, 'uptime_s': {'type': 'number'}}}
+
+def _add_routes(app: FastAPI, service: ModelService, max_body_bytes: int, model_dir: str | Path | None) -> None:
+    "POST /predict, GET /health, GET /model, GET /metrics."
+    started, log = time.time(), logging.getLogger('mlops_nb.serve')
+
+    @app.post('/predict')
     async def predict(request: Request):
-        "Score a batch of records."
         header = request.headers.get('x-request-id', '')
         request_id = header if _REQUEST_ID.match(header) else uuid.uuid4().hex
+        _require_json(request.headers.get('content-type'))
         body = await _read_body(request, max_body_bytes)
         try: reply = await run_in_threadpool(service.predict, body, request_id)
         except RequestError: raise
         except Exception as e:  # a bug or a full disk: say so in JSON and keep serving
             log.exception('request %s failed', request_id)
-            return JSONResponse({'detail': f"internal error while scoring request {request_id}: {type(e).__name__}: {e}"},
-                                status_code=500, headers={'X-Request-ID': request_id})
-        return JSONResponse(reply, headers={'X-Request-ID': request_id})
+            return _AsciiJSON({'detail': f"internal error while scoring request {request_id}: {type(e).__name__}: {_clip(e, 200)}"},
+                              status_code=500, headers={'X-Request-ID': request_id})
+        return _AsciiJSON(reply, headers={'X-Request-ID': request_id})
 
-    @app.get('/health')
+    @app.get('/health', responses={200: {'content': {'application/json': {'schema': _HEALTH}}}})
     def health():
         "Liveness: the model is loaded and the server answers."
         return {'status': 'ok', 'model': service.name, 'run_id': service.run_id, 'task': service.task,
                 'model_dir': None if model_dir is None else str(model_dir), 'uptime_s': round(time.time() - started, 3)}
 
-    @app.get('/model')
+    @app.get('/model', responses={200: {'content': {'application/json': {'schema': {'type': 'object', 'description': 'the model card'}}}}})
     def model_card():
         "The model card."
         return service.card
 
-    @app.get('/metrics')
+    @app.get('/metrics', response_class=PlainTextResponse)
     def metrics():
         "Prometheus metrics (text format)."
         return Response(service.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
-
-    app.add_middleware(_MetricsMiddleware, metrics=service.metrics)
-    return app
 
 # %% ../nbs/09_serve.ipynb #dfb2258e
 def choose_model(run_dir: str | Path,  # a run directory

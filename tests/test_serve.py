@@ -24,7 +24,7 @@ from mlops_nb.core import atomic_write_json
 from mlops_nb.data import feature_columns, infer_schema
 from mlops_nb.models import load_model, make_model, save_model
 from mlops_nb.monitor import detect_drift, read_prediction_log, reference_profile
-from mlops_nb.serve import background_server, create_app, log_lines
+from mlops_nb.serve import HTTP_METHODS, MAX_TEXT_LENGTH, background_server, create_app, log_lines
 
 RUN_ID = '20261129T101500-000000-ab12'
 
@@ -151,27 +151,47 @@ def bad_requests(good: dict, features: list[str]) -> list[tuple]:
     def changed(**values):
         return {'records': [{**record, **values}] + good['records'][1:]}
     without = {k: v for k, v in record.items() if k != 'Torque [Nm]'}
+    as_json = {'content-type': 'application/json'}
+    def raw(body: bytes) -> dict:
+        return {'content': body, 'headers': as_json}
+    head = json.dumps(good)[:-2].encode()  # the good body without its closing ']}', to append a last record
     return [
-        ('body not JSON', 'POST', '/predict', {'content': b'records=1', 'headers': {'content-type': 'application/json'}}, 400, 'not valid JSON'),
-        ('empty body', 'POST', '/predict', {'content': b''}, 400, 'empty body'),
-        ('body not UTF-8', 'POST', '/predict', {'content': b'{"records": "\xff\xfe"}'}, 400, 'UTF-8'),
-        ('NaN literal', 'POST', '/predict', {'content': b'{"records": [{"Torque [Nm]": NaN}]}'}, 400, 'NaN'),
+        ('body not JSON', 'POST', '/predict', raw(b'records=1'), 400, 'not valid JSON'),
+        ('empty body', 'POST', '/predict', raw(b''), 400, 'empty body'),
+        ('body not UTF-8', 'POST', '/predict', raw(b'{"records": "\xff\xfe"}'), 400, 'UTF-8'),
+        ('NaN literal', 'POST', '/predict', raw(b'{"records": [{"Torque [Nm]": NaN}]}'), 400, 'NaN'),
         ('body a JSON list', 'POST', '/predict', {'json': [record]}, 422, 'JSON object'),
         ('no "records" key', 'POST', '/predict', {'json': {'rows': [record]}}, 422, '"records"'),
         ('"records" not a list', 'POST', '/predict', {'json': {'records': record}}, 422, 'must be a list'),
         ('empty batch', 'POST', '/predict', {'json': {'records': []}}, 422, 'empty'),
         ('a record not an object', 'POST', '/predict', {'json': {'records': [record, 'row 2']}}, 422, 'record 1'),
+        ('an empty record', 'POST', '/predict', {'json': {'records': [{}]}}, 422, 'missing column'),
         ('missing column', 'POST', '/predict', {'json': {'records': [record, without]}}, 422, "missing column 'Torque [Nm]' in record 1"),
         ('text for a number', 'POST', '/predict', {'json': changed(**{'Tool wear [min]': '12'})}, 422, "column 'Tool wear [min]', record 0"),
         ('boolean for a number', 'POST', '/predict', {'json': changed(**{'Air temperature [K]': True})}, 422, "'Air temperature [K]', record 0"),
-        ('number too large', 'POST', '/predict', {'content': json.dumps(changed()).replace('"Torque [Nm]": ', '"Torque [Nm]": 1e999, "x": ').encode()}, 422, 'too large'),
+        ('number too large', 'POST', '/predict', raw(json.dumps(changed()).replace('"Torque [Nm]": ', '"Torque [Nm]": 1e999, "x": ').encode()), 422, 'too large'),
+        ('5,000-digit integer', 'POST', '/predict', raw(head + b', {' + json.dumps(record)[1:-1].encode() + b', "Torque [Nm]": ' + b'9' * 5000 + b'}]}'),
+         422, f"column 'Torque [Nm]', record {len(good['records'])}: number too large for a 64-bit float"),
+        ('5,000-digit integer in a category', 'POST', '/predict', raw(head + b', {' + json.dumps(record)[1:-1].encode() + b', "Type": -' + b'9' * 5000 + b'}]}'),
+         422, "column 'Type'"),
+        ('a number a billion standard deviations out', 'POST', '/predict', {'json': changed(**{'Torque [Nm]': 1e300})}, 422, 'outside the range this model accepts'),
+        ('arrays nested 50,000 deep', 'POST', '/predict', raw(b'{"records": [{"Type": ' + b'[' * 50_000 + b']' * 50_000 + b'}]}'), 400, 'deeper than 32 levels'),
+        ('objects nested 30,000 deep', 'POST', '/predict', raw(b'{"records": [{"x": ' + b'{"a":' * 30_000 + b'1' + b'}' * 30_000 + b'}]}'), 400, 'deeper than 32 levels'),
         ('object for a category', 'POST', '/predict', {'json': changed(Type={'code': 'L'})}, 422, "'Type', record 0"),
         ('list for a category', 'POST', '/predict', {'json': changed(line=['north'])}, 422, "'line', record 0"),
+        ('text past MAX_TEXT_LENGTH', 'POST', '/predict', {'json': changed(line='n' * (MAX_TEXT_LENGTH + 1))}, 422,
+         f"'line', record 0: text of {MAX_TEXT_LENGTH + 1:,} characters, above the limit of {MAX_TEXT_LENGTH}"),
         ('batch above max_rows', 'POST', '/predict', {'json': {'records': [record] * 51}}, 413, 'limit of 50 rows'),
-        ('body above max_body_bytes', 'POST', '/predict', {'content': b'{"records": [' + b' ' * 300_000 + b']}'}, 413, 'bytes'),
+        ('body above max_body_bytes', 'POST', '/predict', raw(b'{"records": [' + b' ' * 300_000 + b']}'), 413, 'bytes'),
+        ('text/plain body (a cross-site "simple request")', 'POST', '/predict', {'content': json.dumps(good).encode(), 'headers': {'content-type': 'text/plain'}}, 415, 'application/json'),
+        ('form body', 'POST', '/predict', {'data': {'records': '1'}}, 415, 'application/json'),
+        ('no Content-Type', 'POST', '/predict', {'content': json.dumps(good).encode()}, 415, 'application/json'),
+        ('JSON in another charset', 'POST', '/predict', {'content': json.dumps(good).encode('utf-16'), 'headers': {'content-type': 'application/json; charset=utf-16'}}, 415, 'UTF-8'),
         ('GET on /predict', 'GET', '/predict', {}, 405, 'not allowed'),
         ('unknown route', 'GET', '/predictions', {}, 404, 'no route GET /predictions'),
         ('POST on /health', 'POST', '/health', {'json': {}}, 405, 'not allowed'),
+        ('a method HTTP does not define', 'BREW', '/predict', {}, 405, 'not an HTTP method'),
+        ('an invented method on an invented path', 'INVENTED', '/x/y', {}, 405, 'not an HTTP method'),
     ]
 
 
@@ -188,10 +208,11 @@ def test_bad_requests_get_4xx_and_the_server_keeps_serving(binary_run, tmp_path)
     with background_server(app) as url, client_for(url) as client:
         for what, method, path, kwargs, status, text in cases:
             response = client.request(method, path, **kwargs)
-            sent[(path if path in ('/predict', '/health') else 'other', method, str(response.status_code))] += 1
+            sent[(path if path in ('/predict', '/health') else 'other', method if method in HTTP_METHODS else 'other', str(response.status_code))] += 1
             assert response.status_code == status, (what, response.status_code, response.text)
             detail = response.json()['detail']
             assert isinstance(detail, str) and text in detail, (what, detail)
+            assert len(response.content) < 1000, (what, len(response.content))  # never the request echoed back
             # the server keeps serving: a good request right after each bad one
             after = client.post('/predict', json=good)
             sent[('/predict', 'POST', str(after.status_code))] += 1
@@ -330,3 +351,34 @@ def test_serve_run_in_a_subprocess(binary_run, tmp_path):
             process.kill()
             output = process.communicate()[0]
     assert f"serving model 'rf' of run {RUN_ID}" in output
+
+
+def test_hostile_client_cannot_grow_the_server(binary_run, tmp_path):
+    "Issue 10's probes: huge unknown categories, invented methods and paths; nothing of them grows the log, the window, the metrics."
+    run_dir, model, features, table = binary_run
+    log_path = tmp_path/'rf.jsonl'
+    app = create_app(run_dir/'models'/'rf', log_path=log_path, reference_profile=run_dir/'reference_profile.json')
+    window = app.state.service.live_drift
+    record = as_records(make_table(1, seed=7)[features])[0]
+    with background_server(app) as url, client_for(url) as client:
+        for i in range(5):  # 20 MB never-seen categories: refused, the reply is short, nothing is kept
+            body = json.dumps({'records': [{**record, 'Type': f'{i:02d}' + 'x' * (20 * 2**20)}]}).encode()
+            response = client.post('/predict', content=body, headers={'content-type': 'application/json'})
+            assert response.status_code == 422 and len(response.content) < 500, response.text[:300]
+            assert f"above the limit of {MAX_TEXT_LENGTH}" in response.json()['detail']
+        assert not log_path.exists() and len(window.rows) == 0
+        for i in range(20):  # the longest text accepted: scored, logged once, echoed cut short, kept as one marker
+            response = client.post('/predict', json={'records': [{**record, 'Type': f'{i:02d}' + 'y' * (MAX_TEXT_LENGTH - 2)}]})
+            assert response.status_code == 200 and len(response.content) < 2000
+            assert response.json()['unknown_categories']['Type'][0].endswith(f'... ({MAX_TEXT_LENGTH:,} characters)')
+        assert max(len(line) for line in log_lines(log_path)) < MAX_TEXT_LENGTH + 1000
+        assert sum(len(str(value)) for row in window.rows for value in row.values()) < 20 * 100
+        for i in range(30):  # invented methods and paths: answered, and counted under a fixed set of labels
+            assert client.request(f'INVENTED{i}', '/predict').status_code == 405
+            assert client.get(f'/invented/path/{i}').status_code == 404
+        samples = metric_samples(client.get('/metrics').text)
+    series = requests_total(samples)
+    assert {method for _, method, _ in series} <= {'GET', 'POST', 'other'}
+    assert {route for route, _, _ in series} == {'/predict', 'other'}
+    assert len(series) <= 5, series
+    assert series[('/predict', 'other', '405')] == 30 and series[('other', 'GET', '404')] == 30
