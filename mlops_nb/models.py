@@ -42,10 +42,11 @@ from .core import (DataError, ModelError, ParamError, atomic_path, atomic_write_
                            file_md5, read_json)
 from .features import DatetimeParts, categories_as_text, make_preprocessor
 from .neural import TorchMLPClassifier, TorchMLPRegressor, mlp_from_state, mlp_to_state
+from .vocabulary import MODEL_NAMES, TASKS, check_task
 
 # %% auto #0
-__all__ = ['MODEL_NAMES', 'TASKS', 'TRUSTED_TYPES', 'MODEL_CARD', 'PIPELINE_FILE', 'NETWORK_WEIGHTS', 'NETWORK_CONFIG',
-           'CARD_FORMAT', 'OrderedForestClassifier', 'OrderedForestRegressor', 'make_model', 'model_card', 'save_model',
+__all__ = ['TRUSTED_TYPES', 'MODEL_CARD', 'PIPELINE_FILE', 'NETWORK_WEIGHTS', 'NETWORK_CONFIG', 'CARD_FORMAT',
+           'OrderedForestClassifier', 'OrderedForestRegressor', 'make_model', 'model_card', 'save_model',
            'read_model_card', 'check_fitted', 'load_model', 'verify_model', 'TorchMLPClassifier', 'TorchMLPRegressor']
 
 # %% ../nbs/04b_models.ipynb #8e646b0b
@@ -91,9 +92,6 @@ class OrderedForestRegressor(RandomForestRegressor):
         return _average_in_tree_order(self, X, lambda tree, rows: tree.predict(rows, check_input=False))
 
 # %% ../nbs/04b_models.ipynb #37090a72
-MODEL_NAMES = ("rf", "nn", "linear", "dummy")
-TASKS = ("binary", "multiclass", "regression")
-
 def _estimator(name: str, task: str, seed: int):
     "The estimator with this package's defaults for a model name and a task."
     classify = task != "regression"
@@ -115,8 +113,7 @@ def make_model(name: str,  # one of `MODEL_NAMES`: rf, nn, linear, dummy
     "An unfitted `Pipeline([('preprocess', ColumnTransformer), ('model', estimator)])`."
     if name not in MODEL_NAMES:
         raise ParamError(f"unknown model {name!r}; choose from {', '.join(MODEL_NAMES)}.{did_you_mean(name, MODEL_NAMES)}")
-    if task not in TASKS:
-        raise ParamError(f"unknown task {task!r}; choose from {', '.join(TASKS)}.{did_you_mean(task, TASKS)}")
+    check_task(task)
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
         raise ParamError(f"seed must be a non-negative integer, got {seed!r}")
     estimator = _estimator(name, task, int(seed))
@@ -246,43 +243,50 @@ def _replace_directory(staging: Path, directory: Path):
     else:
         os.replace(staging, directory)  # also replaces an empty directory
 
-def save_model(model,  # a fitted Pipeline from `make_model` (or a fitted estimator)
-               directory: str | Path,  # created (or replaced, if it already holds a saved model)
-               card: dict | None = None,  # facts for the card: name, task, metrics, data_md5, schema, ...
-               ) -> Path:
-    "Save `model` to `directory` without pickle: skops + safetensors + `model_card.json`; return the directory."
-    directory = Path(directory)
+def _check_destination(model, directory: Path) -> tuple:
+    "The parts of a fitted model (`_split_network`), after checking it is fitted and `directory` may receive it."
     head, network, step, bare = _split_network(model)
-    final = network if network is not None else head.steps[-1][1]
-    try: check_is_fitted(final)
+    try: check_is_fitted(network if network is not None else head.steps[-1][1])
     except NotFittedError: raise ModelError(f"{directory}: the model is not fitted; call fit before save_model") from None
     if directory.exists() and not directory.is_dir():
         raise ModelError(f"{directory}: exists and is not a directory; choose another place for the model")
     if directory.is_dir() and any(directory.iterdir()) and not (directory / MODEL_CARD).is_file():
         raise ModelError(f"{directory}: exists, is not empty and holds no {MODEL_CARD}; "
                          "refusing to replace it; choose an empty or new directory")
+    return head, network, step, bare
+
+def _write_model_files(staging: Path, head, network, step: str, bare: bool, card: dict | None) -> None:
+    "Write the pipeline (skops), the network (safetensors + config) and the card into `staging`."
+    written = []
+    if head is not None:
+        with atomic_path(staging / PIPELINE_FILE) as tmp: skops.io.dump(head, tmp, compression=zipfile.ZIP_DEFLATED)
+        written.append(PIPELINE_FILE)
+    if network is not None:
+        config, tensors = mlp_to_state(network)
+        tensors = {k: v.detach().contiguous() for k, v in tensors.items()}
+        with atomic_path(staging / NETWORK_WEIGHTS) as tmp: safetensors.torch.save_file(tensors, str(tmp))
+        atomic_write_json(staging / NETWORK_CONFIG, config)
+        written += [NETWORK_WEIGHTS, NETWORK_CONFIG]
+    full = Pipeline(head.steps + [(step, network)]) if head is not None and network is not None else \
+           Pipeline([(step, network)]) if network is not None else head
+    card_data = model_card(full, {name: file_md5(staging / name) for name in written}, card)
+    card_data["layout"] = {"pipeline": PIPELINE_FILE if head is not None else None,
+                           "network": {"weights": NETWORK_WEIGHTS, "config": NETWORK_CONFIG, "step": step}
+                                      if network is not None else None,
+                           "bare_estimator": bare}
+    atomic_write_json(staging / MODEL_CARD, card_data)
+
+def save_model(model,  # a fitted Pipeline from `make_model` (or a fitted estimator)
+               directory: str | Path,  # created (or replaced, if it already holds a saved model)
+               card: dict | None = None,  # facts for the card: name, task, metrics, data_md5, schema, ...
+               ) -> Path:
+    "Save `model` to `directory` without pickle: skops + safetensors + the model card; return the directory."
+    directory = Path(directory)
+    head, network, step, bare = _check_destination(model, directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.", suffix=".partial"))
     try:
-        written = []
-        if head is not None:
-            with atomic_path(staging / PIPELINE_FILE) as tmp: skops.io.dump(head, tmp, compression=zipfile.ZIP_DEFLATED)
-            written.append(PIPELINE_FILE)
-        if network is not None:
-            config, tensors = mlp_to_state(network)
-            tensors = {k: v.detach().contiguous() for k, v in tensors.items()}
-            with atomic_path(staging / NETWORK_WEIGHTS) as tmp: safetensors.torch.save_file(tensors, str(tmp))
-            atomic_write_json(staging / NETWORK_CONFIG, config)
-            written += [NETWORK_WEIGHTS, NETWORK_CONFIG]
-        files = {name: file_md5(staging / name) for name in written}
-        full = Pipeline(head.steps + [(step, network)]) if head is not None and network is not None else \
-               Pipeline([(step, network)]) if network is not None else head
-        card_data = model_card(full, files, card)
-        card_data["layout"] = {"pipeline": PIPELINE_FILE if head is not None else None,
-                               "network": {"weights": NETWORK_WEIGHTS, "config": NETWORK_CONFIG, "step": step}
-                                          if network is not None else None,
-                               "bare_estimator": bare}
-        atomic_write_json(staging / MODEL_CARD, card_data)
+        _write_model_files(staging, head, network, step, bare, card)
         _replace_directory(staging, directory)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

@@ -28,20 +28,25 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from fastapi_offline import FastAPIOffline
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, Summary, generate_latest
 from prometheus_client.core import GaugeMetricFamily
+from sklearn.ensemble._forest import ForestClassifier
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+import uvicorn
 
+from . import __version__
 from .core import DataError, MlopsError, ModelError, ParamError, closest_name, did_you_mean, read_json
 from .data import parse_datetime
+from .models import load_model, read_model_card
+from .runs import RunDir, read_manifest, resolve_run, run_status
+from .vocabulary import is_classification
 
 # %% auto #0
 __all__ = ['MAX_DEPTH', 'MAX_TEXT_LENGTH', 'MAX_FLOAT_INT', 'MAX_CATEGORY_NUMBER', 'ISO_DATETIME', 'ROUTES', 'DOCS_ASSETS',
            'HTTP_METHODS', 'LATENCY_BUCKETS', 'UNSEEN', 'MAX_ECHOED', 'RequestError', 'parse_records', 'column_kinds',
-           'column_statistics', 'numeric_ranges', 'records_to_frame', 'is_classifier_task', 'score_frame',
-           'PredictionLog', 'log_lines', 'ServerMetrics', 'route_label', 'read_drift_figures', 'DriftCollector',
-           'LiveDrift', 'ModelService', 'example_record', 'record_schema', 'reply_schema', 'predict_operation',
-           'openapi_components', 'openapi_document', 'create_app', 'app_for_service', 'choose_model', 'prepare_run',
-           'serve_run', 'background_server']
+           'column_statistics', 'numeric_ranges', 'records_to_frame', 'score_frame', 'PredictionLog', 'log_lines',
+           'ServerMetrics', 'route_label', 'read_drift_figures', 'DriftCollector', 'LiveDrift', 'ModelService',
+           'example_record', 'record_schema', 'reply_schema', 'predict_operation', 'openapi_components',
+           'openapi_document', 'create_app', 'app_for_service', 'prepare_run', 'serve_run', 'background_server']
 
 # %% ../nbs/09_serve.ipynb #8fb65ca6
 class RequestError(MlopsError):
@@ -336,12 +341,8 @@ def records_to_frame(records: list[dict],  # from `parse_records`
     return frame, {'ignored_columns': [str(c) for c in extra], 'unknown_categories': unknown}
 
 # %% ../nbs/09_serve.ipynb #70960878
-def is_classifier_task(task: str | None) -> bool:
-    return task in ('binary', 'multiclass')
-
 def _predict_is_argmax(model) -> bool:
     "Whether the model's `predict` is exactly `classes_.take(argmax(predict_proba))` (scikit-learn forests)."
-    from sklearn.ensemble._forest import ForestClassifier
     final = model.steps[-1][1] if hasattr(model, 'steps') else model
     return (isinstance(final, ForestClassifier) and type(final).predict is ForestClassifier.predict
             and getattr(final, 'n_outputs_', None) == 1)
@@ -351,7 +352,7 @@ def score_frame(model,  # a fitted pipeline (from `models.load_model`)
                 task: str,  # 'binary' | 'multiclass' | 'regression' (the model card's task)
                 ) -> tuple[list, list[dict] | None]:
     "(predictions, probabilities) as JSON-able lists; probabilities is None for regressors."
-    if is_classifier_task(task) and hasattr(model, 'predict_proba'):
+    if is_classification(task) and hasattr(model, 'predict_proba'):
         probabilities = np.asarray(model.predict_proba(frame))
         classes = list(model.classes_)
         if _predict_is_argmax(model): predictions = np.asarray(model.classes_).take(probabilities.argmax(axis=1)).tolist()
@@ -413,7 +414,7 @@ class ServerMetrics:
                  classes: list | None = None,  # class labels of a classifier (their counters start at 0)
                  run_id: str | None = None,
                  data_md5: str | None = None,
-                 drift_source: str | Path | None = None,  # a drift.json, or a folder searched for the newest one
+                 drift_source: str | Path | RunDir | None = None,  # a run (its newest monitoring report) or a drift file
                  live_drift: LiveDrift | None = None,  # drift of the recent scored rows
                  ):
         self.registry = registry = CollectorRegistry()
@@ -425,7 +426,7 @@ class ServerMetrics:
         self.unknown_categories = Counter('mlops_nb_unknown_categories', 'Values never seen in training, by categorical column',
                                           ['column'], registry=registry)
         self.predictions = self.prediction_value = None
-        if is_classifier_task(task):
+        if is_classification(task):
             self.predictions = Counter('mlops_nb_predictions', 'Predictions by predicted class', ['class'], registry=registry)
             for c in classes or []: self.predictions.labels(str(c))
         else:
@@ -467,9 +468,9 @@ class _StaticCollector:
     def collect(self): return iter(self.families)
 
 # %% ../nbs/09_serve.ipynb #918339fd
-def read_drift_figures(path: str | Path,  # a drift.json written by `monitor.drift_report`
+def read_drift_figures(path: str | Path,  # a drift verdict written by `monitor.drift_report`
                        ) -> dict:
-    "The figures of a drift.json: dataset_drift, share, drift_share, rows_current, columns {column: {...}}."
+    "The figures of a drift verdict: dataset_drift, share, drift_share, rows_current, columns {column: {...}}."
     report = read_json(path)
     if not isinstance(report, dict) or 'dataset_drift' not in report or not isinstance(report.get('columns'), list):
         raise DataError(f"{path}: not a drift report (expected monitor.DriftResult.to_dict(): dataset_drift, share, columns)")
@@ -504,17 +505,17 @@ def _drift_families(prefix: str, what: str, figures: dict):
     yield from (score, threshold, drifted)
 
 class DriftCollector:
-    "Prometheus collector of the newest drift.json under `source` (re-read when it changes)."
-    def __init__(self, source: str | Path):  # a drift.json, or a folder (e.g. runs/<id>/monitoring) searched recursively
-        self.source = Path(source)
+    "Prometheus collector of the newest monitoring report's drift figures (re-read when it changes)."
+    def __init__(self, source: str | Path | RunDir):  # a run (its newest monitoring report), or one report's drift file
+        self.source = source if isinstance(source, RunDir) else Path(source)
         self._cache = (None, None, None)  # (path, mtime, figures)
         self._lock = threading.Lock()
 
     def latest_report(self) -> Path | None:
-        if self.source.is_file(): return self.source
-        if not self.source.is_dir(): return None
-        reports = [p for p in self.source.rglob('drift.json') if p.is_file()]
-        return max(reports, key=lambda p: (p.stat().st_mtime, str(p)), default=None)
+        if isinstance(self.source, RunDir):
+            reports = self.source.monitoring_reports()
+            return reports[-1].drift if reports else None
+        return self.source if self.source.is_file() else None
 
     def figures(self) -> tuple[Path | None, float | None, dict | None]:
         with self._lock:
@@ -638,7 +639,7 @@ class ModelService:
         self.kinds = column_kinds(self.input_schema)
         self.run_id = run_id if run_id is not None else card.get('run_id')
         self.data_md5 = data_md5 if data_md5 is not None else card.get('data_md5')
-        self.classes = np.asarray(model.classes_).tolist() if is_classifier_task(self.task) and hasattr(model, 'classes_') else None
+        self.classes = np.asarray(model.classes_).tolist() if is_classification(self.task) and hasattr(model, 'classes_') else None
         self.log = PredictionLog(log_path) if log_path is not None else None
         self.live_drift = LiveDrift(reference_profile) if reference_profile is not None else None
         self.metrics = ServerMetrics(self.name, self.task, self.classes, self.run_id, self.data_md5, drift_source, self.live_drift)
@@ -870,17 +871,16 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b''.join(chunks)
 
 # %% ../nbs/09_serve.ipynb #3155b11f
-def create_app(model_dir: str | Path,  # a `models.save_model` directory (model_card.json and model files)
+def create_app(model_dir: str | Path,  # a `models.save_model` directory (its model card and model files)
                run_id: str | None = None,  # reported in replies; the card's run_id when None
                data_md5: str | None = None,  # reported in replies; the card's data_md5 when None
                max_rows: int = 10000,  # the most records per request (413 above)
                log_path: str | Path | None = None,  # prediction log (JSON lines); None: no log
-               drift_source: str | Path | None = None,  # drift.json or a folder with monitoring reports; None: no drift metrics
-               reference_profile: dict | str | Path | None = None,  # the run's reference_profile.json: live drift metrics
+               drift_source: str | Path | RunDir | None = None,  # see `DriftCollector`; None: no drift metrics
+               reference_profile: dict | str | Path | None = None,  # the run's reference profile: live drift metrics
                max_body_bytes: int = 64 * 2**20,  # the largest body accepted (413 above)
                ) -> FastAPI:
     "A FastAPI app serving the model in `model_dir`: /predict, /health, /model, /metrics, /docs."
-    from mlops_nb.models import load_model, read_model_card  # serve sits right of models in the import order
     model_dir = Path(model_dir)
     card = read_model_card(model_dir)
     model = load_model(model_dir)
@@ -893,7 +893,6 @@ def app_for_service(service: ModelService,  # the model to serve
                     model_dir: str | Path | None = None,  # shown on /health
                     ) -> FastAPI:
     "The FastAPI app around a `ModelService` (what `create_app` returns); Swagger UI from local files."
-    from mlops_nb import __version__
     app = FastAPIOffline(title=f"mlops_nb model server: {service.name}", version=__version__, redoc_url=None,
                          static_url=DOCS_ASSETS, default_response_class=_AsciiJSON,
                          swagger_ui_parameters={'validatorUrl': None},  # no call to swagger.io from the docs page
@@ -962,66 +961,33 @@ def _add_routes(app: FastAPI, service: ModelService, max_body_bytes: int, model_
         return Response(service.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
 # %% ../nbs/09_serve.ipynb #dfb2258e
-def choose_model(run_dir: str | Path,  # a run directory
-                 model: str | None = None,  # a model name (a folder in models/); None: choose as documented
-                 ) -> tuple[Path, str]:
-    "(model directory, reason) of the model to serve from a run."
-    models_dir = Path(run_dir)/'models'
-    names = sorted(p.name for p in models_dir.iterdir() if (p/'model_card.json').is_file()) if models_dir.is_dir() else []
-    if not names: raise ModelError(f"{models_dir}: no saved model (no models/<name>/model_card.json) in this run")
-    if model is not None:
-        if model not in names:
-            raise ParamError(f"model {model!r} is not in run {Path(run_dir).name}; it has {', '.join(names)}.{did_you_mean(model, names)}")
-        return models_dir/model, 'chosen with --model'
-    if len(names) == 1: return models_dir/names[0], 'the only model of the run'
-    from mlops_nb.evaluate import LOWER_IS_BETTER
-    from mlops_nb.runs import headline_metric
-    metrics_path = Path(run_dir)/'metrics.json'
-    metrics = read_json(metrics_path) if metrics_path.is_file() else {}
-    scored = {name: metrics[name] for name in names if isinstance(metrics.get(name), dict)}
-    task = (read_json(models_dir/names[0]/'model_card.json') or {}).get('task')
-    headline = headline_metric(next(iter(scored.values())), task) if scored else None
-    values = {name: m.get(headline) for name, m in scored.items() if isinstance(m.get(headline), (int, float)) and math.isfinite(m.get(headline))}
-    if headline is None or not values: return models_dir/names[0], 'the first model by name (metrics.json does not rank them)'
-    lower = headline in LOWER_IS_BETTER
-    best = sorted(values, key=lambda name: (values[name] if lower else -values[name], name))[0]
-    return models_dir/best, f"best {headline} in metrics.json ({values[best]:.4g}; {'lower' if lower else 'higher'} is better)"
-
-# %% ../nbs/09_serve.ipynb #1e7c00a7
-def _run_directory(run: str | Path, runs_dir: str | Path) -> Path:
-    from mlops_nb.runs import resolve_run
-    return Path(resolve_run(run, runs_dir))
-
 def prepare_run(run: str | Path,  # a run directory, a run id or a unique prefix of one
-                model: str | None = None,  # the model to serve; None: see `choose_model`
+                model: str | None = None,  # the model to serve; None: the run's best (`RunDir.best_model`)
                 runs_dir: str | Path = 'runs',  # where run ids are looked up
                 max_rows: int = 10000,  # the most records per request
                 ) -> FastAPI:
     "The app `serve_run` serves: the chosen model of a complete run, with its prediction log and drift figures."
-    from mlops_nb.runs import read_manifest, run_status
-    run_dir = _run_directory(run, runs_dir)
-    manifest = read_manifest(run_dir)
+    run = RunDir(resolve_run(run, runs_dir))
+    manifest = read_manifest(run)
     status = run_status(manifest)
     if status != 'complete':
-        raise ParamError(f"run {run_dir.name} is {status}, not complete: its models may be missing or partial; serve a complete run")
-    model_dir, reason = choose_model(run_dir, model)
-    print(f"serving model {model_dir.name!r} of run {run_dir.name} ({reason})", flush=True)
+        raise ParamError(f"run {run.id} is {status}, not complete: its models may be missing or partial; serve a complete run")
+    name, reason = run.best_model(model)
+    print(f"serving model {name!r} of run {run.id} ({reason})", flush=True)
     data = manifest.get('data') if isinstance(manifest.get('data'), dict) else {}
-    card_md5 = read_json(model_dir/'model_card.json').get('data_md5')
-    return create_app(model_dir, run_id=run_dir.name, data_md5=card_md5 or data.get('md5'),
-                      max_rows=max_rows, log_path=run_dir/'prediction_log'/f'{model_dir.name}.jsonl',
-                      drift_source=run_dir/'monitoring',
-                      reference_profile=profile if (profile := run_dir/'reference_profile.json').is_file() else None)
+    card_md5 = read_model_card(run.model(name)).get('data_md5')
+    return create_app(run.model(name), run_id=run.id, data_md5=card_md5 or data.get('md5'), max_rows=max_rows,
+                      log_path=run.prediction_log(name), drift_source=run,
+                      reference_profile=run.reference_profile if run.reference_profile.is_file() else None)
 
 def serve_run(run: str | Path,  # a run directory, a run id or a unique prefix of one
-              model: str | None = None,  # the model to serve (a folder in the run's models/); None: see `choose_model`
+              model: str | None = None,  # the model to serve (one of the run's models); None: the run's best
               host: str = '127.0.0.1',  # loopback by default; '0.0.0.0' exposes the server on every interface
               port: int = 8000,  # TCP port
               runs_dir: str | Path = 'runs',  # where run ids are looked up
               max_rows: int = 10000,  # the most records per request (413 above)
               ) -> None:
     "Serve one model of a run over HTTP with uvicorn until interrupted (Ctrl-C)."
-    import uvicorn
     if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
         raise ParamError(f"port must be an integer from 0 to 65535, got {port!r}")
     app = prepare_run(run, model=model, runs_dir=runs_dir, max_rows=max_rows)
@@ -1035,7 +1001,6 @@ def background_server(app,  # an ASGI app, e.g. from `create_app`
                       timeout: float = 30.0,  # seconds to wait for start and for stop
                       ):
     "Run `app` under uvicorn in a daemon thread; yield its base URL ('http://127.0.0.1:PORT'); stop on exit."
-    import uvicorn
     config = uvicorn.Config(app, host=host, port=port, log_level='warning', access_log=False, lifespan='off')
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name='mlops_nb-serve', daemon=True)

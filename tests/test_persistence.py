@@ -11,7 +11,8 @@ from sklearn.preprocessing import FunctionTransformer
 
 from mlops_nb.core import ModelError, atomic_write_json, file_md5, read_json
 from mlops_nb.data import infer_schema
-from mlops_nb.models import (MODEL_CARD, MODEL_NAMES, NETWORK_CONFIG, NETWORK_WEIGHTS, PIPELINE_FILE, TASKS,
+from mlops_nb.vocabulary import MODEL_NAMES, TASKS
+from mlops_nb.models import (MODEL_CARD, NETWORK_CONFIG, NETWORK_WEIGHTS, PIPELINE_FILE,
                              TRUSTED_TYPES, load_model, make_model, read_model_card, save_model)
 
 # small so that the whole matrix trains in seconds

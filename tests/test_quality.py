@@ -19,7 +19,8 @@ from sklearn.datasets import load_breast_cancer, load_diabetes, load_wine
 from mlops_nb.core import reference_data
 from mlops_nb.data import feature_columns, infer_schema, load_table, split
 from mlops_nb.evaluate import card_precision_at_k, evaluate
-from mlops_nb.models import MODEL_NAMES, make_model
+from mlops_nb.models import make_model
+from mlops_nb.vocabulary import MODEL_NAMES
 
 
 @pytest.fixture(scope="module", autouse=True)
