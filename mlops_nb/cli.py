@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from .core import MlopsError, ParamError, project_path
-from .datasets import write_builtin
+from .datasets import builtin_data_path, builtin_size, write_builtin
 from .runner import parameter_table
 from .runs import compare_runs, list_runs
 from .training import reproduce, run_pipeline, train_notebook
@@ -123,7 +123,8 @@ def _add_run_commands(commands) -> None:
 # %% ../nbs/08_cli.ipynb #c1439a9f
 def _cmd_data_make(args) -> int:
     out = Path(args.out).expanduser().resolve() if args.out else project_path('data')/f"{args.name}.parquet"
-    print(write_builtin(args.name, out, seed=args.seed))
+    if args.data_dir: out = builtin_data_path(args.name, _folder(args.data_dir), args.seed, args.scale)
+    print(write_builtin(args.name, out, seed=args.seed, **builtin_size(args.name, args.scale)))
     return EXIT_OK
 
 def _cmd_serve(args) -> int:
@@ -150,6 +151,9 @@ def _add_data(commands) -> None:
     make.add_argument('name', choices=DATASETS, help=', '.join(DATASETS))
     make.add_argument('--out', default=None, help="output file, .csv or .parquet (default: the project's data/NAME.parquet)")
     make.add_argument('--seed', type=int, default=0, help='generator seed (default: 0)')
+    make.add_argument('--scale', type=float, default=1.0, help='size as a multiple of the default size (default: 1)')
+    make.add_argument('--data-dir', default=None, help='write it where `mlops-nb run -p dataset NAME -p data_dir DIR` (with the '
+                      'same data_seed and data_scale) reads it, instead of --out (the DVC pipeline does)')
     make.set_defaults(handler=_cmd_data_make)
 
 def _add_serve(commands) -> None:

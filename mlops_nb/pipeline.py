@@ -18,7 +18,7 @@ from fastcore.basics import patch
 
 from .core import DataError, ParamError
 from .data import feature_columns, fingerprint, infer_schema, load_table, validate
-from .datasets import builtin_file, builtin_spec, split_dataset
+from .datasets import builtin_data_path, builtin_file, builtin_spec, split_dataset
 from .evaluate import (binary_scores, card_precision_at_k, evaluate, plot_calibration, plot_confusion_matrix,
                                plot_feature_importance, plot_loss_curves, plot_precision_recall_curves,
                                plot_predicted_vs_actual, plot_residuals, plot_roc_curves, save_figure)
@@ -27,6 +27,7 @@ from .runs import (RunDir, create_run, mark_complete, read_manifest, record_data
                            update_manifest, write_metrics)
 from .runner import notebook_parameters
 from .training import check_train_parameters, train_notebook
+from .versioning import dvc_finding, dvc_record
 from .vocabulary import DATASETS, LOWER_IS_BETTER, is_classification, rank_models
 
 # %% auto #0
@@ -40,6 +41,7 @@ class NotebookRun:
     dir: RunDir
     params: dict
     standalone: bool
+    read_from: str | None = None  # a copy of the data's recorded version to read instead (reproduce from the DVC cache)
 
     @property
     def id(self) -> str: return self.dir.id
@@ -54,7 +56,8 @@ def open_run(namespace: dict,  # the notebook's globals(): its parameters by nam
     values = {name: namespace[name] for name in declared if name in namespace}
     if values.get('run_dir'):
         run = RunDir(values['run_dir'])
-        return NotebookRun(run, read_manifest(run)['params'], standalone=False)
+        manifest = read_manifest(run)
+        return NotebookRun(run, manifest['params'], False, (manifest.get('data_read_from') or {}).get('file'))
     params = check_train_parameters(values, declared, runner=True)
     recorded = {name: value for name, value in params.items() if name != 'run_dir'}
     return NotebookRun(create_run(recorded, params['runs_dir'], notebook=notebook or train_notebook()), recorded, True)
@@ -113,19 +116,29 @@ def split_summary(data: PreparedData) -> pd.DataFrame:
     return pd.DataFrame(rows).T.rename_axis(f'split: {data.split}')
 
 # %% ../nbs/07_pipeline.ipynb #d470413a
-def _data_file(params: dict) -> tuple[Path, str, bool]:
-    "(the file to read, the target, whether it is a built-in dataset)."
+def _data_file(params: dict, generate: bool = True) -> tuple[Path, str, bool]:
+    "(the data file, the target, whether it is a built-in dataset); a missing built-in file is generated when `generate`."
     dataset = params['dataset']
     if dataset in DATASETS:
-        path = builtin_file(dataset, params['data_dir'], params['data_seed'], params['data_scale'])
+        where = builtin_file if generate else builtin_data_path
+        path = where(dataset, params['data_dir'], params['data_seed'], params['data_scale'])
         return path, builtin_spec(dataset)['target'], True
     return Path(dataset), params['target'], False
 
+def _fingerprint(path: Path, read: Path, table: pd.DataFrame, schema: dict, findings: dict) -> dict:
+    "The fingerprint of the bytes read, under the data file's name, with its DVC record (a disagreement is a finding)."
+    found = fingerprint(read, table, schema) | {'path': str(path.resolve())}
+    found['dvc'] = dvc_record(path, found['md5'])
+    if (finding := dvc_finding(path, found['dvc'], found['md5'])) is not None: findings['messages'].append(finding)
+    return found
+
 def prepare_data(params: dict,  # the run's checked parameters (dataset, target, task, test_size, seed, data_*)
+                 read_from: str | Path | None = None,  # read this copy of the data file's recorded version instead
                  ) -> PreparedData:
     "Resolve, fingerprint, validate and split a run's data."
-    path, target, builtin = _data_file(params)
-    table = load_table(path)
+    path, target, builtin = _data_file(params, generate=read_from is None)
+    read = Path(read_from) if read_from else path
+    table = load_table(read)
     frame, findings = validate(table, target, task=params['task'], test_size=params['test_size'])
     task = findings['task']
     columns = builtin_spec(params['dataset'])['features'] + [target] if builtin else list(frame.columns)
@@ -134,7 +147,7 @@ def prepare_data(params: dict,  # the run's checked parameters (dataset, target,
     if not features: raise DataError(f"{path}: no usable feature columns besides the target {target!r} (excluded: {schema['excluded']})")
     train, test, how = split_dataset(params['dataset'], frame, target, task, params['test_size'], params['seed'])
     return PreparedData(params['dataset'], path.resolve(), builtin, frame, target, task, schema, features, findings,
-                        fingerprint(path, table, schema), how, train, test)
+                        _fingerprint(path, read, table, schema, findings), how, train, test)
 
 # %% ../nbs/07_pipeline.ipynb #0592a383
 def model_hyperparameters(params: dict,  # the run's checked parameters

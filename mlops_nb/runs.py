@@ -26,13 +26,14 @@ from fastcore.basics import patch
 from .core import (DataError, MlopsError, ModelError, ParamError, atomic_write_json, did_you_mean, file_md5,
                            project_path, project_root, read_json)
 from .data import write_frame
+from .versioning import cached_version, restore_command
 from .vocabulary import LOWER_IS_BETTER, headline_metric, rank_models
 
 # %% auto #0
 __all__ = ['TRACKED_PACKAGES', 'new_run_id', 'git_state', 'environment', 'RunDir', 'MonitoringReport', 'create_run',
            'read_manifest', 'update_manifest', 'record_data', 'write_metrics', 'read_metrics', 'save_predictions',
-           'load_predictions', 'mark_complete', 'mark_failed', 'resolve_run', 'run_status', 'list_runs', 'compare_runs',
-           'check_data', 'verify_run_files', 'compare_run_outputs']
+           'load_predictions', 'mark_complete', 'mark_failed', 'resolve_run', 'run_status', 'run_directories',
+           'list_runs', 'compare_runs', 'data_version', 'check_data', 'verify_run_files', 'compare_run_outputs']
 
 # %% ../nbs/06_runs.ipynb #dc2fe724
 def new_run_id(now: datetime | None = None,  # start time (UTC); now when omitted
@@ -231,8 +232,8 @@ def update_manifest(run_dir: str | Path,  # a run directory
 def record_data(run_dir: str | Path,  # a run directory
                 fingerprint: dict,  # data.fingerprint(...) of the table the run read
                 ) -> dict:
-    "Record the data's path, md5, rows and columns in the manifest."
-    data = {key: fingerprint.get(key) for key in ('path', 'md5', 'rows', 'columns')}
+    "Record the data's path, md5, rows, columns and DVC record (`versioning.dvc_record`, when there is one) in the manifest."
+    data = {key: fingerprint.get(key) for key in ('path', 'md5', 'rows', 'columns', 'dvc')}
     data['path'] = str(Path(data['path']).resolve()) if data['path'] else None
     return update_manifest(run_dir, data=data)
 
@@ -331,8 +332,8 @@ def run_status(manifest: dict) -> str:
     if status == 'running' and _process_alive(manifest) is False: return 'incomplete'
     return status
 
-def _run_row(run_dir: Path) -> dict:
-    row = {'run_id': run_dir.name, 'status': 'broken'}
+def _run_row(run_dir: Path, name: str) -> dict:
+    row = {'run_id': name, 'status': 'broken'}
     try: manifest = read_manifest(run_dir)
     except MlopsError: return row
     if not isinstance(manifest, dict): return row
@@ -351,13 +352,25 @@ def _run_row(run_dir: Path) -> dict:
             if isinstance(values, dict) and metric in values: row[model] = values[metric]
     return row
 
+def run_directories(runs_dir: str | Path = 'runs',  # folder holding the run directories
+                    ) -> list[tuple[str, Path]]:
+    "`(name, folder)` of each run: the folders of `runs_dir`, and the runs one level down in a folder that is not a run."
+    found = []
+    for folder in sorted(project_path(runs_dir).iterdir()):
+        if not folder.is_dir() or folder.name.startswith('.'): continue
+        nested = [] if RunDir(folder).manifest.is_file() else [
+            inner for inner in sorted(folder.iterdir())
+            if inner.is_dir() and not inner.name.startswith('.') and RunDir(inner).manifest.is_file()]
+        found += [(f"{folder.name}/{inner.name}", inner) for inner in nested] if nested else [(folder.name, folder)]
+    return found
+
 def list_runs(runs_dir: str | Path = 'runs',  # folder holding the run directories
               ) -> pd.DataFrame:
     "One row per run directory, oldest first: id, status, dataset, task, data md5, models, headline metric per model, duration."
     runs_dir = project_path(runs_dir)
     columns = ['run_id', 'status', 'dataset', 'task', 'data_md5', 'models', 'metric']
     if not runs_dir.is_dir(): return pd.DataFrame(columns=columns + ['started', 'duration_s'])
-    rows = [_run_row(p) for p in sorted(runs_dir.iterdir()) if p.is_dir() and not p.name.startswith('.')]
+    rows = [_run_row(folder, name) for name, folder in run_directories(runs_dir)]
     frame = pd.DataFrame(rows)
     for column in columns + ['started', 'duration_s']:
         if column not in frame: frame[column] = None
@@ -398,21 +411,44 @@ def best_model(self: RunDir,
     return ranked[0], f"best {metric} of the run ({value:.4g}; {direction} is better)"
 
 # %% ../nbs/06_runs.ipynb #ba4707a7
+def _recorded_data(run_dir: Path) -> dict:
+    "The manifest's data entry (DataError when it names no file and md5)."
+    data = read_manifest(run_dir).get('data') or {}
+    if not data.get('path') or not data.get('md5'):
+        raise DataError(f"{run_dir}: the manifest records no data file and md5, so the data cannot be checked")
+    return data
+
+def _now_md5(path: Path) -> str | None:
+    return file_md5(path) if path.is_file() else None
+
+def _changed(run_dir: Path, path: Path, recorded: str) -> str:
+    "How the data file differs from the run's: both md5s (or that it is gone)."
+    current = _now_md5(path)
+    now = f"now {current}" if current else "the file is gone"
+    return f"{path}: the data changed since run {run_dir.name}: recorded md5 {recorded}, {now}"
+
+def data_version(run: str | Path,  # a run directory or id
+                 runs_dir: str | Path = 'runs',
+                 ) -> tuple[dict, Path]:
+    "(recorded data entry, a file holding exactly the bytes the run read: the data file, else its DVC cache copy); DataError otherwise."
+    run_dir = resolve_run(run, runs_dir)
+    data = _recorded_data(run_dir)
+    path = Path(data['path'])
+    if _now_md5(path) == data['md5']: return data, path
+    cached = cached_version(path, data['md5'])
+    if cached is None:
+        raise DataError(f"{_changed(run_dir, path, data['md5'])}, and that version is not in the DVC cache. "
+                        f"To bring it back: {restore_command(path, data['md5'])}")
+    return data, cached
+
 def check_data(run: str | Path,  # a run directory or id
                runs_dir: str | Path = 'runs',
                ) -> dict:
     "The run's recorded data entry, after checking that the file still has the recorded md5 (DataError otherwise)."
-    run_dir = resolve_run(run, runs_dir)
-    data = read_manifest(run_dir).get('data') or {}
-    if not data.get('path') or not data.get('md5'):
-        raise DataError(f"{run_dir}: the manifest records no data file and md5, so the data cannot be checked")
-    path = Path(data['path'])
-    if not path.is_file():
-        raise DataError(f"{path}: the data file of run {run_dir.name} is gone (recorded md5 {data['md5']})")
-    current = file_md5(path)
-    if current != data['md5']:
-        raise DataError(f"{path}: the data changed since run {run_dir.name}: recorded md5 {data['md5']}, "
-                        f"now {current}. Restore the original file to reproduce the run.")
+    data, source = data_version(run, runs_dir)
+    if source != Path(data['path']):
+        raise DataError(f"{_changed(resolve_run(run, runs_dir), Path(data['path']), data['md5'])}; that version is "
+                        f"in the DVC cache ({source}), where `mlops-nb reproduce` reads it from")
     return data
 
 def _recorded_path(run: RunDir, relative: str) -> Path:

@@ -7,6 +7,10 @@ Docs: https://mlops-nb.github.io/mlops_nb/training.html.md"""
 # %% ../nbs/06c_training.ipynb #7cde089c
 from __future__ import annotations
 
+import shutil
+import sys
+import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,12 +20,14 @@ from .core import MlopsError, ParamError, file_md5, read_json
 from .datasets import check_target
 from .runner import (NotebookError, check_parameters, execute_notebook, notebook_parameters, package_notebook,
                              write_html_report)
-from .runs import (RunDir, check_data, compare_run_outputs, create_run, mark_complete, mark_failed,
+from .runs import (RunDir, compare_run_outputs, create_run, data_version, mark_complete, mark_failed,
                            read_manifest, read_metrics, resolve_run, verify_run_files)
+from .versioning import restored_copy
 from .vocabulary import rank_models
 
 # %% auto #0
-__all__ = ['train_notebook', 'check_train_parameters', 'run_pipeline', 'ReproduceResult', 'check_stored_models', 'reproduce']
+__all__ = ['train_notebook', 'check_train_parameters', 'run_pipeline', 'ReproduceResult', 'check_stored_models', 'data_to_read',
+           'reproduce']
 
 # %% ../nbs/06c_training.ipynb #1d05c20d
 def train_notebook() -> Path:
@@ -115,6 +121,38 @@ def _check_notebook(run: RunDir, manifest: dict, notebook: Path) -> None:
                          f"check out the run's git commit {commit} to reproduce it")
 
 # %% ../nbs/06c_training.ipynb #08301122
+def _check_reproducible(original: RunDir, notebook: Path) -> None:
+    "Refuse a run that is not complete, whose files changed, whose models do not load or that another notebook made."
+    manifest = read_manifest(original)
+    if manifest.get('status') != 'complete':
+        raise ParamError(f"run {original.id} is not complete (status {manifest.get('status')!r}): only a complete run can be reproduced")
+    verify_run_files(original)
+    check_stored_models(original)
+    _check_notebook(original, manifest, notebook)
+
+@contextmanager
+def data_to_read(data: dict,  # the run's recorded data entry
+                 source: Path,  # where its bytes are (`runs.data_version`): the file itself or a DVC cache file
+                 ):
+    "Yield the manifest fields of the re-execution: none for the data file itself, else a temporary copy of the cached version."
+    if source == Path(data['path']):
+        yield {}
+        return
+    folder = Path(tempfile.mkdtemp(prefix='mlops_nb-data-'))
+    try:
+        copy = restored_copy(source, data['path'], folder)
+        print(f"data: {data['path']} changed since the run; reading its version {data['md5']} from the DVC cache "
+              f"({source}) through a temporary copy", file=sys.stderr, flush=True)
+        yield {'data_read_from': {'file': str(copy), 'from': f'DVC cache {source}', 'md5': data['md5']}}
+    finally: shutil.rmtree(folder, ignore_errors=True)
+
+def _with_data_row(comparison: pd.DataFrame, data: dict, reproduced: RunDir) -> pd.DataFrame:
+    "The comparison with the data md5 of both runs as its first row."
+    new_md5 = (read_manifest(reproduced).get('data') or {}).get('md5')
+    data_row = pd.DataFrame([{'model': '', 'item': 'data md5', 'original': data['md5'], 'other': new_md5,
+                              'identical': new_md5 == data['md5']}])
+    return pd.concat([data_row, comparison], ignore_index=True)
+
 def reproduce(run: str | Path,  # a run directory or id
               runs_dir: str | Path = 'runs',  # where ids are looked up
               progress: bool = True,  # progress bar while re-executing
@@ -122,19 +160,11 @@ def reproduce(run: str | Path,  # a run directory or id
               ) -> ReproduceResult:
     "Check the run's files, models, notebook and data, re-execute it, compare metrics and predictions exactly."
     original = RunDir(resolve_run(run, runs_dir))
-    manifest = read_manifest(original)
-    if manifest.get('status') != 'complete':
-        raise ParamError(f"run {original.id} is not complete (status {manifest.get('status')!r}): only a complete run can be reproduced")
-    verify_run_files(original)
-    check_stored_models(original)
     notebook = Path(notebook) if notebook is not None else train_notebook()
-    _check_notebook(original, manifest, notebook)
-    data = check_data(original)
-    reproduced = run_pipeline(read_json(original.params), notebook=notebook, runs_dir=original.path.parent,
-                              progress=progress, reproduces=original.id)
-    comparison = compare_run_outputs(original, reproduced)
-    new_md5 = (read_manifest(reproduced).get('data') or {}).get('md5')
-    data_row = pd.DataFrame([{'model': '', 'item': 'data md5', 'original': data['md5'], 'other': new_md5,
-                              'identical': new_md5 == data['md5']}])
-    comparison = pd.concat([data_row, comparison], ignore_index=True)
+    _check_reproducible(original, notebook)
+    data, source = data_version(original)
+    with data_to_read(data, source) as read_from:
+        reproduced = run_pipeline(read_json(original.params), notebook=notebook, runs_dir=original.path.parent,
+                                  progress=progress, reproduces=original.id, **read_from)
+    comparison = _with_data_row(compare_run_outputs(original, reproduced), data, reproduced)
     return ReproduceResult(original.path, reproduced.path, comparison, bool(comparison['identical'].all()))
