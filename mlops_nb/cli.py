@@ -8,6 +8,7 @@ Docs: https://mlops-nb.github.io/mlops_nb/cli.html.md"""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -54,6 +55,7 @@ def _cmd_run(args) -> int:
         return EXIT_OK
     run = run_pipeline(_given_params(args.param), notebook=notebook, runs_dir=_folder(args.runs_dir),
                        run_dir=_folder(args.run_dir), progress=not args.no_progress)
+    _mirror_run(run, args.tracking_uri)
     print(run.path)
     return EXIT_OK
 
@@ -68,6 +70,8 @@ def _add_run(commands) -> None:
     run.add_argument('--notebook', default=None, help='the notebook to run (default: nbs/pipelines/train.ipynb)')
     run.add_argument('--no-progress', action='store_true', help='no progress bar')
     run.add_argument('--show-params', action='store_true', help="list the notebook's parameters, what they accept, and exit")
+    run.add_argument('--tracking-uri', default=None, help='also mirror the run into this MLflow store (default: '
+                     '$MLFLOW_TRACKING_URI when set; needs mlops_nb[mlflow])')
     run.set_defaults(handler=_cmd_run)
 
 # %% ../nbs/08_cli.ipynb #0cdcb809
@@ -159,7 +163,7 @@ def _add_data(commands) -> None:
 def _add_serve(commands) -> None:
     serve = commands.add_parser('serve', help="serve a run's model over HTTP",
                                 description="Serve a model of a complete run as an HTTP API.")
-    serve.add_argument('run', metavar='RUN', help='a run directory or id')
+    serve.add_argument('run', metavar='RUN', help='a run directory or id, or a registered model: models:/NAME@ALIAS (needs mlops_nb[mlflow])')
     serve.add_argument('--model', default=None, help="which of the run's models (default: the best)")
     serve.add_argument('--host', default='127.0.0.1', help='address to bind (default: 127.0.0.1)')
     serve.add_argument('--port', type=int, default=8000, help='port (default: 8000)')
@@ -183,6 +187,95 @@ def _add_monitor(commands) -> None:
     monitor.add_argument('--out-dir', default=None, help='where the report goes (default: a new folder inside the run)')
     monitor.set_defaults(handler=_cmd_monitor)
 
+# %% ../nbs/08_cli.ipynb #3fc00321
+def _tracking():
+    "The tracking module (MLflow), or an error saying how to install it."
+    try: import mlops_nb.tracking as tracking  # here: MLflow is an optional extra; only the commands that track import it
+    except ImportError as e: raise MlopsError(f"this needs MLflow: pip install 'mlops_nb[mlflow]' ({e})") from None
+    return tracking
+
+def _mirror_run(run, uri: str | None) -> None:
+    "Mirror a new run into MLflow when a tracking URI is given or set in the environment."
+    tracking = _tracking() if uri or os.environ.get('MLFLOW_TRACKING_URI') else None
+    if tracking is None: return
+    mlflow_id, _ = tracking.mirror_run(run, uri)
+    print(f"mlflow: run {run.id} mirrored as MLflow run {mlflow_id} ({tracking.tracking_uri(uri)})", file=sys.stderr)
+
+def _cmd_mlflow_sync(args) -> int:
+    tracking = _tracking()
+    synced = tracking.sync_runs(_folder(args.runs_dir) or 'runs', args.tracking_uri, args.experiment)
+    print(synced.to_string(index=False) if len(synced) else 'no complete runs to mirror')
+    return EXIT_OK
+
+def _print_promotion(result) -> int:
+    print(result.message)
+    return EXIT_OK if result.promoted else EXIT_FAILED
+
+def _cmd_promote(args) -> int:
+    tracking = _tracking()
+    if args.rollback:
+        print(tracking.rollback(args.name or _only_name(tracking, args.tracking_uri), args.tracking_uri))
+        return EXIT_OK
+    if not args.run: raise ParamError('promote: give the RUN whose model to promote (or --rollback)')
+    return _print_promotion(tracking.promote(args.run, model=args.model, force=args.force, uri=args.tracking_uri,
+                                             runs_dir=_folder(args.runs_dir) or 'runs', n_bootstrap=args.n_bootstrap))
+
+def _only_name(tracking, uri) -> str:
+    "The one registered model of mlops_nb in the store (ParamError naming them when there are several)."
+    with tracking.tracking_store(uri) as client:
+        names = sorted(m.name for m in client.search_registered_models() if m.name.startswith('mlops_nb-'))
+    if len(names) != 1: raise ParamError(f"promote --rollback: give --name, one of: {', '.join(names) or 'none registered'}")
+    return names[0]
+
+def _cmd_retrain(args) -> int:
+    tracking = _tracking()
+    run, result = tracking.retrain(args.run, args.data, uri=args.tracking_uri, runs_dir=_folder(args.runs_dir) or 'runs',
+                                   force=args.force, progress=not args.no_progress)
+    print(f"retrained: {run.path}")
+    return _print_promotion(result)
+
+# %% ../nbs/08_cli.ipynb #d7a52894
+def _tracking_option(parser) -> None:
+    parser.add_argument('--tracking-uri', default=None, help='the MLflow store (default: $MLFLOW_TRACKING_URI), e.g. sqlite:///mlflow.db')
+
+def _add_mlflow(commands) -> None:
+    mlflow = commands.add_parser('mlflow', help='MLflow tracking (needs mlops_nb[mlflow])', description='MLflow tracking.')
+    actions = mlflow.add_subparsers(dest='mlflow_command', metavar='ACTION', required=True)
+    sync = actions.add_parser('sync', help='mirror every complete run not mirrored yet',
+                              description='Mirror the complete runs of the runs folder into MLflow; a run already mirrored is skipped.')
+    _runs_dir_option(sync)
+    _tracking_option(sync)
+    sync.add_argument('--experiment', default='mlops_nb', help='the MLflow experiment (default: mlops_nb)')
+    sync.set_defaults(handler=_cmd_mlflow_sync)
+
+def _add_promote(commands) -> None:
+    promote = commands.add_parser('promote', help="register a run's model and make it champion if at least as good",
+                                  description="Register the run's best model as a new version of mlops_nb-<dataset> with the alias "
+                                  "challenger; move the alias champion to it when it scores at least as well as the champion on "
+                                  "the challenger's test rows (exit 1 otherwise, unless --force). --rollback gives champion back "
+                                  "to the previous version.")
+    promote.add_argument('run', nargs='?', metavar='RUN', help='a run directory or id')
+    promote.add_argument('--model', default=None, help="which of the run's models (default: the best)")
+    promote.add_argument('--force', action='store_true', help='promote even when it scores worse')
+    promote.add_argument('--rollback', action='store_true', help="give champion back to the version with the alias 'previous'")
+    promote.add_argument('--name', default=None, help='the registered model for --rollback (default: the only one)')
+    promote.add_argument('--n-bootstrap', type=int, default=200, help='resamples for the 95%% intervals (default: 200)')
+    _runs_dir_option(promote)
+    _tracking_option(promote)
+    promote.set_defaults(handler=_cmd_promote)
+
+def _add_retrain(commands) -> None:
+    retrain = commands.add_parser('retrain', help="retrain a run on new data and put it through the promotion gate",
+                                  description="Run the pipeline with the run's parameters on a new data file, register the new "
+                                  "model as challenger and promote it when at least as good as the champion (exit 1 otherwise).")
+    retrain.add_argument('run', metavar='RUN', help='a run directory or id')
+    retrain.add_argument('--data', required=True, help='the new data file (.csv or .parquet, with the target column)')
+    retrain.add_argument('--force', action='store_true', help='promote even when it scores worse')
+    retrain.add_argument('--no-progress', action='store_true', help='no progress bar')
+    _runs_dir_option(retrain)
+    _tracking_option(retrain)
+    retrain.set_defaults(handler=_cmd_retrain)
+
 # %% ../nbs/08_cli.ipynb #42d492e0
 def build_parser() -> argparse.ArgumentParser:
     "The `mlops-nb` argument parser."
@@ -192,7 +285,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog='exit codes: 0 success, 1 pipeline failed or reproduce mismatch, 2 bad parameters or usage, '
                '3 monitor found drift')
     commands = parser.add_subparsers(dest='command', metavar='COMMAND', required=True)
-    for add in (_add_run, _add_run_commands, _add_data, _add_serve, _add_monitor): add(commands)
+    for add in (_add_run, _add_run_commands, _add_data, _add_serve, _add_monitor, _add_mlflow, _add_promote, _add_retrain):
+        add(commands)
     return parser
 
 # %% ../nbs/08_cli.ipynb #154e793d

@@ -46,7 +46,8 @@ __all__ = ['MAX_DEPTH', 'MAX_TEXT_LENGTH', 'MAX_FLOAT_INT', 'MAX_CATEGORY_NUMBER
            'column_statistics', 'numeric_ranges', 'records_to_frame', 'score_frame', 'PredictionLog', 'log_lines',
            'ServerMetrics', 'route_label', 'read_drift_figures', 'DriftCollector', 'LiveDrift', 'ModelService',
            'example_record', 'record_schema', 'reply_schema', 'predict_operation', 'openapi_components',
-           'openapi_document', 'create_app', 'app_for_service', 'prepare_run', 'serve_run', 'background_server']
+           'openapi_document', 'create_app', 'app_for_service', 'prepare_run', 'prepare_registered', 'serve_run',
+           'background_server']
 
 # %% ../nbs/09_serve.ipynb #8fb65ca6
 class RequestError(MlopsError):
@@ -967,6 +968,7 @@ def prepare_run(run: str | Path,  # a run directory, a run id or a unique prefix
                 max_rows: int = 10000,  # the most records per request
                 ) -> FastAPI:
     "The app `serve_run` serves: the chosen model of a complete run, with its prediction log and drift figures."
+    if str(run).startswith('models:/'): return prepare_registered(str(run), max_rows)
     run = RunDir(resolve_run(run, runs_dir))
     manifest = read_manifest(run)
     status = run_status(manifest)
@@ -979,6 +981,15 @@ def prepare_run(run: str | Path,  # a run directory, a run id or a unique prefix
     return create_app(run.model(name), run_id=run.id, data_md5=card_md5 or data.get('md5'), max_rows=max_rows,
                       log_path=run.prediction_log(name), drift_source=run,
                       reference_profile=run.reference_profile if run.reference_profile.is_file() else None)
+
+def prepare_registered(uri: str,  # models:/<name>@<alias> or models:/<name>/<version> in the MLflow store
+                       max_rows: int = 10000,  # the most records per request
+                       ) -> FastAPI:
+    "The app serving a model version of the MLflow registry (its saved model folder, downloaded)."
+    from mlops_nb.tracking import registered_model  # here: MLflow is an optional extra (mlops_nb[mlflow]); only models:/ needs it
+    found = registered_model(uri)
+    print(f"serving {found['name']} version {found['version']} ({uri}) of run {found['run_id']}", flush=True)
+    return create_app(found['model_dir'], run_id=found['run_id'], data_md5=found['data_md5'], max_rows=max_rows)
 
 def serve_run(run: str | Path,  # a run directory, a run id or a unique prefix of one
               model: str | None = None,  # the model to serve (one of the run's models); None: the run's best
