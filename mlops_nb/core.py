@@ -18,11 +18,13 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+import zmq
+from traitlets.config import Config
 
 # %% auto #0
 __all__ = ['MlopsError', 'DataError', 'ParamError', 'ModelError', 'closest_name', 'did_you_mean', 'seed_everything', 'file_md5',
            'atomic_path', 'atomic_write_bytes', 'atomic_write_text', 'to_json', 'atomic_write_json', 'read_json',
-           'project_root', 'reference_data']
+           'project_root', 'reference_data', 'kernel_options']
 
 # %% ../nbs/00_core.ipynb #24f29f8c
 class MlopsError(Exception):
@@ -148,3 +150,11 @@ def reference_data(name: str,  # file name inside the reference data folder
     for folder in folders:
         if folder and (Path(folder)/name).is_file(): return Path(folder)/name
     return None
+
+# %% ../nbs/00_core.ipynb #1445209e
+def kernel_options() -> dict:
+    "Keyword arguments for `papermill.execute_notebook` that start its kernel with encrypted (CurveZMQ) transport."
+    # 'auto' encrypts when the kernelspec declares support; a pyzmq built without libsodium cannot,
+    # and jupyter_client refuses 'auto' there, so such a machine keeps the plain transport.
+    policy = 'auto' if zmq.has('curve') else 'disabled'
+    return {'config': Config({'KernelManager': {'transport_encryption': policy}})}

@@ -20,7 +20,7 @@ from scipy import stats
 from scipy.spatial import distance
 
 from .core import (DataError, MlopsError, ModelError, ParamError, atomic_write_json,
-                           atomic_write_text, did_you_mean, project_root, read_json, to_json)
+                           atomic_write_text, did_you_mean, kernel_options, project_root, read_json, to_json)
 
 # %% auto #0
 __all__ = ['MAX_DISCRETE_VALUES', 'PROFILE_FORMAT', 'LOG_COLUMNS', 'METHODS', 'P_VALUE_METHODS', 'DEFAULT_THRESHOLDS',
@@ -609,7 +609,7 @@ def monitor_run(run: str | Path,  # a run id or run directory
     executed = out_dir/'monitor.ipynb'
     try:
         papermill.execute_notebook(str(monitor_notebook()), str(executed), parameters=parameters, kernel_name=kernel_name,
-                                   cwd=str(out_dir), progress_bar=False, log_output=False)
+                                   cwd=str(out_dir), progress_bar=False, log_output=False, **kernel_options())
     except papermill.PapermillExecutionError as e:
         errors = {'DataError': DataError, 'ParamError': ParamError, 'ModelError': ModelError}
         raise errors.get(e.ename, MlopsError)(f"{e.evalue} (monitoring notebook failed in cell {e.exec_count}; "

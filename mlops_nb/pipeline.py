@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from .core import (DataError, MlopsError, ParamError, atomic_write_text, did_you_mean, project_root, read_json)
+from .core import (DataError, MlopsError, ParamError, atomic_write_text, did_you_mean, kernel_options,
+                           project_root, read_json)
 from .runs import (check_data, compare_run_outputs, create_run, mark_complete, mark_failed, read_manifest,
                            record_data, resolve_run, save_predictions, update_manifest, write_metrics)
 
@@ -483,7 +484,8 @@ def run_pipeline(params: dict | None = None,  # {name: value}; text values are c
     executed = run_dir/notebook.name
     try:
         papermill.execute_notebook(str(notebook), str(executed), parameters={**params, 'run_dir': str(run_dir)},
-                                   kernel_name=KERNEL_NAME, progress_bar=progress, request_save_on_cell_execute=True)
+                                   kernel_name=KERNEL_NAME, progress_bar=progress, request_save_on_cell_execute=True,
+                                   **kernel_options())
     except PapermillExecutionError as e:
         error = PipelineError(f"the pipeline failed in cell {e.cell_index} (In [{e.exec_count}]: {_first_line(e.source)}) "
                               f"with {e.ename}: {e.evalue}\nThe executed notebook, with the traceback, is kept at {executed}",
