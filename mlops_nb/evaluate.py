@@ -494,7 +494,7 @@ def _source_columns(model, X, n_outputs: int) -> list[str]:
         transformer = model.named_steps['preprocess'] if 'preprocess' in model.named_steps else model[-2]
     if isinstance(transformer, ColumnTransformer):
         try: sources = _column_transformer_sources(transformer)
-        except Exception: sources = None   # a transformer without feature names: fall through
+        except (AttributeError, TypeError, ValueError, IndexError): sources = None   # no feature names: fall through
         if sources is not None and len(sources) == n_outputs:
             names = [str(n) for n in transformer.get_feature_names_out()]
             return [s if s is not None else n for s, n in zip(sources, names)]
