@@ -393,9 +393,9 @@ def write_html_report(executed: str | Path,  # an executed notebook
     nb = nbformat.read(executed, as_version=4)
     _fold_parameters(nb, declared)
     nb.metadata['title'] = title
-    exporter = HTMLExporter(template_file='mlops_report.html.j2', embed_images=True, exclude_input=hide_code,
+    exporter = HTMLExporter(template_file='mlops_report.j2', embed_images=True, exclude_input=hide_code,
                             exclude_input_prompt=hide_code, exclude_output_prompt=hide_code,
-                            extra_loaders=[jinja2.DictLoader({'mlops_report.html.j2': _REPORT_TEMPLATE})])
+                            extra_loaders=[jinja2.DictLoader({'mlops_report.j2': _REPORT_TEMPLATE})])
     resources = {'mlops_title': html.escape(title), 'mlops_banner': html.escape(banner), 'mlops_status': status}
     body, _ = exporter.from_notebook_node(nb, resources=resources)
     return atomic_write_text(path, body)

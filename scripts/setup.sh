@@ -13,7 +13,7 @@ if [ ! -x "$VENV/bin/python" ]; then "$PYTHON" -m venv "$VENV"; fi
 # Papermill starts the kernel named python3: make it this venv's interpreter.
 "$VENV/bin/python" -m ipykernel install --sys-prefix --name python3 >/dev/null
 # Jupyter apps started from this venv (JupyterLab included) give their kernels CurveZMQ transport
-# encryption, as the package's own papermill runs do (core.kernel_options); without it every kernel
+# encryption, as the package's own papermill runs do (runner.kernel_options); without it every kernel
 # start logs a plain-TCP warning. Merged into the venv's jupyter_config.json (other settings kept).
 "$VENV/bin/python" - "$VENV/etc/jupyter/jupyter_config.json" <<'PY'
 import json, sys
