@@ -8,9 +8,13 @@ do the same work.
 2. Growth with the data: `mlops-nb run` at 1x, 4x and 16x the default fraud size (data_scale), wall time
    and peak memory (the largest resident set among the processes: the kernel), plus the time to
    generate the data at that size.
+3. Peak memory against the size of a data file: `mlops-nb run -p dataset FILE -p target y` on CSV files
+   of 1, 4 and 16 MB (numeric and categorical columns, a binary target), the kernel's peak resident set
+   (VmHWM of the ipykernel process, read from /proc while it runs) against the file's bytes, and the
+   line through them: the bound the README documents.
 
 Writes bench/results/pipeline.md.
-Usage: python bench/bench_pipeline.py [--repeats 3] [--scales 1,4,16]
+Usage: python bench/bench_pipeline.py [--repeats 3] [--scales 1,4,16] [--file-mb 1,4,16]
        python bench/bench_pipeline.py --plain [-p NAME VALUE]...   (the plain script itself)
 """
 from __future__ import annotations
@@ -50,15 +54,42 @@ def plain_pipeline(params: dict) -> Path:
     return run.path
 
 
-# Runs a command and reports its wall time and the peak resident set of its largest descendant.
-WRAPPER = ("import json, resource, subprocess, sys, time\n"
-           "start = time.perf_counter()\n"
-           "done = subprocess.run(sys.argv[1:], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)\n"
-           "wall = time.perf_counter() - start\n"
-           "usage = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
-           "print(json.dumps({'rc': done.returncode, 'wall_s': wall, 'peak_rss_mb': usage.ru_maxrss / 1024,\n"
-           "                  'cpu_s': usage.ru_utime + usage.ru_stime, 'last_line': (done.stdout.strip().splitlines() or [''])[-1],\n"
-           "                  'stderr_tail': done.stderr[-2000:]}))\n")
+# Runs a command and reports its wall time, the peak resident set of its largest descendant, and the peak
+# of the Jupyter kernel itself (VmHWM of the ipykernel process, polled from /proc while it runs).
+WRAPPER = """
+import json, os, resource, subprocess, sys, threading, time
+def descendants(root):
+    children = {}
+    for pid in filter(str.isdigit, os.listdir('/proc')):
+        try: children.setdefault(int(open(f'/proc/{pid}/stat').read().rsplit(')', 1)[1].split()[1]), []).append(int(pid))
+        except (OSError, IndexError, ValueError): pass
+    found, todo = [], [root]
+    while todo:
+        kids = children.get(todo.pop(), [])
+        found += kids
+        todo += kids
+    return found
+def kernel_peak_kb(pid):
+    try:
+        if b'ipykernel' not in open(f'/proc/{pid}/cmdline', 'rb').read(): return 0
+        return next(int(l.split()[1]) for l in open(f'/proc/{pid}/status') if l.startswith('VmHWM'))
+    except (OSError, StopIteration): return 0
+start = time.perf_counter()
+child = subprocess.Popen(sys.argv[1:], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+out = {}
+readers = [threading.Thread(target=lambda k=k, f=f: out.__setitem__(k, f.read())) for k, f in (('out', child.stdout), ('err', child.stderr))]
+for r in readers: r.start()
+kernel = 0
+while child.poll() is None:
+    kernel = max([kernel] + [kernel_peak_kb(pid) for pid in descendants(child.pid)])
+    time.sleep(0.2)
+for r in readers: r.join()
+wall = time.perf_counter() - start
+usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+print(json.dumps({'rc': child.returncode, 'wall_s': wall, 'peak_rss_mb': usage.ru_maxrss / 1024, 'kernel_peak_mb': kernel / 1024,
+                  'cpu_s': usage.ru_utime + usage.ru_stime, 'last_line': (out['out'].strip().splitlines() or [''])[-1],
+                  'stderr_tail': out['err'][-2000:]}))
+"""
 
 
 def measure(command: list) -> dict:
@@ -84,12 +115,61 @@ def generate_command(data_dir, scale) -> list:
     return [sys.executable, '-c', code]
 
 
+def write_sized_csv(path: Path, megabytes: float, seed: int = 0) -> dict:
+    "A CSV of about `megabytes` MB: 8 numeric and 2 categorical columns and a binary target `y`; its size and shape."
+    import numpy as np
+    import pandas as pd
+    rng = np.random.default_rng(seed)
+    n_rows = int(megabytes * 1e6 / 83)   # about 83 bytes a row as written below (measured)
+    frame = pd.DataFrame(rng.normal(size=(n_rows, 8)).round(6), columns=[f'x{i}' for i in range(8)])
+    frame['shop'] = rng.choice([f'shop_{i}' for i in range(20)], n_rows)
+    frame['kind'] = rng.choice(['a', 'b', 'c'], n_rows)
+    frame['y'] = (frame['x0'] + frame['x1'] * (frame['kind'] == 'a') + rng.normal(0, 1, n_rows) > 0.5).astype(int)
+    frame.to_csv(path, index=False)
+    return {'path': path, 'bytes': path.stat().st_size, 'rows': n_rows, 'columns': frame.shape[1]}
+
+
+def file_command(runs_dir, path) -> list:
+    return [BIN/'mlops-nb', 'run', '--no-progress', '--runs-dir', runs_dir, '-p', 'dataset', path, '-p', 'target', 'y']
+
+
+def file_size_rows(work: Path, sizes_mb: list) -> list:
+    "(file, measured run) for a CSV of each size, run through `mlops-nb run` with the default models."
+    rows = []
+    for megabytes in sizes_mb:
+        file = write_sized_csv(work/f'sized_{megabytes:g}mb.csv', megabytes)
+        result = measure(file_command(work/'runs', file['path']))
+        rows.append((file, result))
+        print(f"{file['bytes'] / 1e6:.1f} MB file: {result['wall_s']:.1f} s, kernel peak {result['kernel_peak_mb']:.0f} MB", flush=True)
+    return rows
+
+
+def file_size_lines(rows: list) -> list:
+    "The markdown table of peak memory against file size, and the line through the points."
+    import numpy as np
+    mb = np.array([file['bytes'] / 1e6 for file, _ in rows])
+    peak = np.array([result['kernel_peak_mb'] for _, result in rows])
+    slope, intercept = np.polyfit(mb, peak, 1) if len(rows) > 1 else (float('nan'), float(peak[0]))
+    lines = ['## Peak memory against the data file (`mlops-nb run -p dataset FILE -p target y`, models rf,nn)', '',
+             'CSV files of 8 numeric and 2 categorical columns and a binary target; the peak is the Jupyter '
+             "kernel's own (VmHWM of the ipykernel process), where the work happens, with the largest process of "
+             'the whole run beside it.', '',
+             '| file MB | rows | run wall s | kernel peak RSS MB | largest process MB | peak / file size |', '|---|---|---|---|---|---|']
+    for (file, result), size in zip(rows, mb):
+        lines.append(f"| {size:.1f} | {file['rows']:,} | {result['wall_s']:.1f} | {result['kernel_peak_mb']:.0f} | "
+                     f"{result['peak_rss_mb']:.0f} | {result['kernel_peak_mb'] / size:.0f}x |")
+    lines += ['', f"Line through the points: peak RSS = **{intercept:.0f} MB + {slope:.1f} x the file size** "
+                  f"(the fixed part is Python, pandas, scikit-learn, PyTorch and matplotlib in the kernel)."]
+    return lines
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--plain', action='store_true', help='run the plain-script pipeline (used by the benchmark)')
     parser.add_argument('-p', '--param', nargs=2, action='append', metavar=('NAME', 'VALUE'), default=[])
     parser.add_argument('--repeats', type=int, default=3)
     parser.add_argument('--scales', default='1,4,16')
+    parser.add_argument('--file-mb', default='1,4,16', help='sizes of the CSV files of the peak-memory rows, in MB')
     parser.add_argument('--out', default=str(ROOT/'bench'/'results'/'pipeline.md'))
     args = parser.parse_args()
     if args.plain:
@@ -128,6 +208,9 @@ def main():
                        metrics['nn']['roc_auc']))
         print(f"scale {scale:g}: {result['wall_s']:.1f} s, peak {result['peak_rss_mb']:.0f} MB", flush=True)
 
+    # 3. peak memory against the size of a data file
+    sized = file_size_rows(work, [float(m) for m in args.file_mb.split(',')])
+
     load = os.getloadavg()
     def each(runs): return ', '.join('%.1f' % r['wall_s'] for r in runs)
     lines += ['# Pipeline: notebook against plain script, and growth with the data', '',
@@ -158,6 +241,7 @@ def main():
         base = growth[0]
         lines += ['', 'Relative to 1x: ' + '; '.join(
             f"{g[0]:g}x data -> {g[5] / base[5]:.1f}x time, {g[6] / base[6]:.1f}x memory" for g in growth[1:])]
+    lines += [''] + file_size_lines(sized)
     text = '\n'.join(lines) + '\n'
     atomic_write_text(args.out, text)
     print(text)

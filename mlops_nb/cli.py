@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from .core import MlopsError, ParamError, project_path
+from .core import MlopsError, ParamError, project_path, read_json
 from .datasets import builtin_data_path, builtin_size, write_builtin
 from .runner import parameter_table
-from .runs import compare_runs, list_runs
+from .runs import MonitoringReport, compare_runs, list_runs
 from .training import reproduce, run_pipeline, train_notebook
 from .vocabulary import DATASETS
 
@@ -142,7 +142,9 @@ def _cmd_monitor(args) -> int:
     report_path, dataset_drift = monitor_run(args.run, args.current, runs_dir=_folder(args.runs_dir) or 'runs',
                                              out_dir=_folder(args.out_dir), model=args.model, labels=args.labels,
                                              drift_share=args.drift_share)
-    print(f"dataset drift: {'yes' if dataset_drift else 'no'}")
+    verdict = read_json(MonitoringReport(report_path.parent).drift)
+    if verdict.get('too_few_rows'): print(f"mlops-nb: warning: {verdict.get('message') or 'too few rows to judge'}", file=sys.stderr)
+    print(f"dataset drift: {'yes' if dataset_drift else 'too few rows to judge' if verdict.get('too_few_rows') else 'no'}")
     print(report_path)
     return EXIT_DRIFT if dataset_drift else EXIT_OK
 

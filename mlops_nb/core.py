@@ -63,7 +63,7 @@ def seed_everything(seed: int,  # any non-negative integer
     random.seed(seed)
     np.random.seed(seed % 2**32)
     try:
-        import torch
+        import torch  # here: PyTorch takes seconds to import; only seeding pays for it, not every command
         torch.manual_seed(seed)
     except ImportError: pass
     return np.random.default_rng(seed)

@@ -20,11 +20,12 @@ import numpy as np
 import pandas as pd
 
 from .core import DataError, ParamError, atomic_path, did_you_mean, file_md5
+from .vocabulary import check_task
 
 # %% auto #0
-__all__ = ['SUPPORTED_EXTENSIONS', 'MAX_INTEGER_CLASSES', 'TASKS', 'load_table', 'write_frame', 'infer_task',
-           'min_rows_per_class', 'validate', 'parse_datetime', 'infer_schema', 'feature_columns', 'split',
-           'fingerprint']
+__all__ = ['SUPPORTED_EXTENSIONS', 'MAX_INTEGER_CLASSES', 'TIME_LAYOUTS', 'load_table', 'write_frame', 'infer_task',
+           'datetime_format', 'parse_datetime', 'validate', 'min_rows_per_class', 'infer_schema', 'feature_columns',
+           'split', 'fingerprint']
 
 # %% ../nbs/01_data.ipynb #e19d7a10
 SUPPORTED_EXTENSIONS = ('.csv', '.csv.gz', '.parquet')
@@ -119,7 +120,7 @@ def _read_csv(path: Path) -> pd.DataFrame:
 
 def _read_parquet(path: Path) -> pd.DataFrame:
     try:
-        import pyarrow.parquet as pq
+        import pyarrow.parquet as pq  # here: pyarrow's Parquet reader only when a Parquet file is read
         names = pq.read_schema(path).names
         if dups := _duplicates(names):
             raise DataError(f"{path}: duplicate column names {dups}; rename them so that each column has its own name")
@@ -165,7 +166,6 @@ def write_frame(frame: pd.DataFrame,  # any table
 
 # %% ../nbs/01_data.ipynb #4563b31e
 MAX_INTEGER_CLASSES = 20
-TASKS = ('binary', 'multiclass', 'regression')
 
 def _is_numeric(values: pd.Series) -> bool:
     return pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
@@ -186,6 +186,96 @@ def infer_task(y: pd.Series,  # target values (missing values are ignored)
     return 'multiclass' if n_classes > 2 else 'binary'
 
 # %% ../nbs/01_data.ipynb #b41be14e
+# day/month/year numbers, one separator, 2- or 4-digit year, then optionally a time
+_DAY_MONTH = re.compile(r'^(\d{1,2})([/.-])(\d{1,2})\2(\d{4}|\d{2})(?!\d)(.*)$')
+TIME_LAYOUTS = ('', ' %H:%M', ' %H:%M:%S', ' %H:%M:%S.%f', 'T%H:%M', 'T%H:%M:%S', 'T%H:%M:%S.%f',
+                ' %I:%M %p', ' %I:%M:%S %p', ' %H:%M%z', ' %H:%M:%S%z', 'T%H:%M:%S%z')
+
+def _to_datetime(values: pd.Series, format: str) -> pd.Series:
+    "`pd.to_datetime` with `format`, unparsable values NaT; different time-zone offsets compared in UTC."
+    if format != 'mixed': values = values.map(lambda v: v.strip() if isinstance(v, str) else v)
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')  # pandas warns about inferring formats value by value
+        try: return pd.to_datetime(values, errors='coerce', format=format)
+        except ValueError: return pd.to_datetime(values, errors='coerce', format=format, utc=True)
+
+def _day_month_order(first: pd.Series, second: pd.Series, text: pd.Series) -> tuple[str | None, str]:
+    "('day' / 'month' / None, why) from the first and second number fields of every value."
+    day_first, month_first = first > 12, second > 12
+    if day_first.any() and month_first.any():
+        return None, (f"written both day-first ({text[day_first].iloc[0]!r}) and month-first "
+                      f"({text[month_first].iloc[0]!r})")
+    if day_first.any(): return 'day', f"day-first: {text[day_first].iloc[0]!r} has a first field above 12"
+    if month_first.any(): return 'month', f"month-first: {text[month_first].iloc[0]!r} has a second field above 12"
+    return 'month', "month-first by assumption: no value has a field above 12, so day and month cannot be told apart"
+
+# %% ../nbs/01_data.ipynb #5ad51683
+def datetime_format(values: pd.Series,  # text dates (missing values are ignored)
+                    ) -> tuple[str | None, str]:
+    "(format, why): the one format that reads every value of the column; format None when there is none."
+    text = values.dropna().astype(str).str.strip()
+    parts = text.str.extract(_DAY_MONTH)
+    matched = parts[0].notna()
+    if not matched.any(): return 'mixed', 'no day/month numbers: read value by value (ISO 8601, month names)'
+    if not matched.all():
+        return None, f"dates in more than one layout ({text[matched].iloc[0]!r} and {text[~matched].iloc[0]!r})"
+    if parts[1].nunique() > 1 or parts[3].str.len().nunique() > 1:
+        return None, f"dates in more than one layout (separators or year lengths differ: {text.iloc[0]!r}, ...)"
+    order, why = _day_month_order(parts[0].astype(int), parts[2].astype(int), text)
+    if order is None: return None, why
+    sep, year = parts[1].iloc[0], '%Y' if len(parts[3].iloc[0]) == 4 else '%y'
+    date = f'%d{sep}%m{sep}{year}' if order == 'day' else f'%m{sep}%d{sep}{year}'
+    for time in TIME_LAYOUTS:
+        if _to_datetime(text, date + time).notna().all(): return date + time, why
+    return None, f"dates with times written in more than one layout (e.g. {text.iloc[0]!r})"
+
+def parse_datetime(values: pd.Series,  # datetime64 values, or text that `infer_schema` called datetime
+                   format: str | None = None,  # from `schema['datetime_formats']`; None: `datetime_format(values)`
+                   ) -> pd.Series:
+    "Values as `datetime64`, read with one format for the whole column (values that do not fit become NaT)."
+    if pd.api.types.is_datetime64_any_dtype(values): return values
+    if format is None: format = datetime_format(values)[0] or 'mixed'
+    return _to_datetime(values, format)
+
+# %% ../nbs/01_data.ipynb #889e3b13
+def _date_like_text(values: pd.Series) -> bool:
+    "True when every value in a sample of text looks like and parses as a date or timestamp."
+    sample = values.dropna().astype(str)
+    sample = sample.iloc[:200] if len(sample) > 200 else sample
+    if len(sample) == 0: return False
+    # a date has three numeric parts (2018-04-01, 1/4/18, 01.04.2018), a time (10:15) or a month name
+    # with a year (1 Apr 2018); plain numbers, '3-4' or 'L47181' are not dates
+    shaped = (sample.str.contains(r'\d{1,4}[-/]\d{1,2}[-/]\d{1,4}|\d{1,2}\.\d{1,2}\.\d{4}|\d{1,2}:\d{2}')
+              | (sample.str.contains(r'(?i)\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\b')
+                 & sample.str.contains(r'\d{4}')))
+    if not shaped.all(): return False
+    try: parsed = _to_datetime(sample, 'mixed')   # the shape only: the format is decided on all values
+    except (ValueError, TypeError, OverflowError): return False
+    return bool(parsed.notna().all())
+
+# %% ../nbs/01_data.ipynb #a7d15a6a
+def validate(df: pd.DataFrame,  # the table, e.g. from `load_table`
+             target: str,  # name of the column to predict
+             task: str = 'auto',  # 'auto' (see `infer_task`), 'binary', 'multiclass' or 'regression'
+             test_size: float = 0.2,  # fraction of rows the later split puts in the test set
+             ) -> tuple[pd.DataFrame, dict]:
+    "Check that `df` can train a model for `target`; return (cleaned copy, findings)."
+    clean = df.copy()
+    clean.columns = _checked_columns(df, target, task, test_size)
+    messages = []
+    infinite_values = _replace_infinities(clean, messages)
+    mixed_target = _settle_value_types(clean, target, messages)
+    clean, n_missing = _drop_missing_target(clean, target, messages)
+    datetime_formats = _date_formats(clean, target, messages)
+    y = clean[target]
+    task = _settle_task(y, target, task, mixed_target)
+    findings = {'rows': int(len(clean)), 'rows_missing_target': n_missing, 'infinite_values': infinite_values,
+                'task': task, 'messages': messages, 'datetime_formats': datetime_formats}
+    if task == 'regression': _check_regression_target(y, target, test_size)
+    else: findings['class_counts'] = _class_counts(y, target, task, test_size, messages)
+    return clean, findings
+
+# %% ../nbs/01_data.ipynb #0f10ecb0
 def min_rows_per_class(test_size: float) -> int:
     "Fewest rows a class needs so that a stratified split expects at least one on each side."
     return math.ceil(1 / min(test_size, 1 - test_size) - 1e-9)
@@ -194,22 +284,34 @@ def _check_test_size(test_size):
     if isinstance(test_size, bool) or not isinstance(test_size, (int, float, np.floating)) or not 0 < test_size < 1:
         raise ParamError(f"test_size must be a fraction strictly between 0 and 1, got {test_size!r}")
 
-def _check_task(task):
-    if task not in TASKS + ('auto',):
-        raise ParamError(f"task must be one of auto, {', '.join(TASKS)}; got {task!r}.{did_you_mean(task, TASKS + ('auto',))}")
+def _checked_columns(df: pd.DataFrame, target: str, task: str, test_size: float) -> list[str]:
+    "The column names as strings, after checking the parameters, the names and the target."
+    check_task(task, allow_auto=True)
+    _check_test_size(test_size)
+    columns = [str(c) for c in df.columns]
+    if dups := _duplicates(columns):
+        raise DataError(f"duplicate column names {dups}; rename them so that each column has its own name")
+    if target not in columns:
+        raise DataError(f"target column {target!r} not found; columns are {columns}.{did_you_mean(target, columns)}")
+    if len(columns) < 2: raise DataError(f"no feature columns: the table has only the target column {target!r}")
+    return columns
 
-def _check_stratifiable(y: pd.Series, test_size: float):
-    "DataError when a class of `y` has too few rows for a stratified split at `test_size`."
-    counts = y.value_counts()
-    counts = counts[counts > 0]  # a categorical target lists unused categories with a count of 0
-    need = min_rows_per_class(test_size)
-    small = counts[counts < need]
-    if len(small):
-        label, n = small.index[-1], int(small.iloc[-1])
-        raise DataError(f"target {y.name!r}: class {label!r} has {n} row{'s' * (n != 1)}, too few for a stratified "
-                        f"split with test_size={test_size} (each class needs at least {need}). "
-                        f"Add rows of that class, merge or drop it, or change test_size.")
+# %% ../nbs/01_data.ipynb #e9d43229
+def _replace_infinities(clean: pd.DataFrame,  # changed in place
+                        messages: list,  # a message is appended when anything was replaced
+                        ) -> dict:
+    "Replace inf and -inf in float columns by missing values; return {column: count replaced}."
+    infinite_values = {}
+    for col in clean.columns:
+        if _is_numeric(clean[col]) and pd.api.types.is_float_dtype(clean[col]):
+            is_inf = np.isinf(clean[col].to_numpy(dtype=float, na_value=np.nan))
+            if is_inf.any():
+                infinite_values[col] = int(is_inf.sum())
+                clean[col] = clean[col].mask(is_inf)
+    if infinite_values: messages.append(f"replaced infinite values by missing values: {infinite_values}")
+    return infinite_values
 
+# %% ../nbs/01_data.ipynb #feadf9b9
 def _python_value(value):
     "A numpy scalar as the plain Python value (JSON keys, messages)."
     return value.item() if isinstance(value, np.generic) else value
@@ -249,35 +351,12 @@ def _all_numbers(values: pd.Series) -> bool:
     present = values.dropna()
     return pd.api.types.is_object_dtype(values) and len(present) > 0 and bool(present.map(_value_kind).eq('numbers').all())
 
-# %% ../nbs/01_data.ipynb #5ad51683
-def validate(df: pd.DataFrame,  # the table, e.g. from `load_table`
-             target: str,  # name of the column to predict
-             task: str = 'auto',  # 'auto' (see `infer_task`), 'binary', 'multiclass' or 'regression'
-             test_size: float = 0.2,  # fraction of rows the later split puts in the test set
-             ) -> tuple[pd.DataFrame, dict]:
-    "Check that `df` can train a model for `target`; return (cleaned copy, findings)."
-    _check_task(task)
-    _check_test_size(test_size)
-    columns = [str(c) for c in df.columns]
-    if dups := _duplicates(columns):
-        raise DataError(f"duplicate column names {dups}; rename them so that each column has its own name")
-    if target not in columns:
-        raise DataError(f"target column {target!r} not found; columns are {columns}.{did_you_mean(target, columns)}")
-    if len(columns) < 2: raise DataError(f"no feature columns: the table has only the target column {target!r}")
-    clean = df.copy()
-    clean.columns = columns
-    messages = []
-
-    infinite_values = {}
-    for col in clean.columns:
-        if _is_numeric(clean[col]) and pd.api.types.is_float_dtype(clean[col]):
-            is_inf = np.isinf(clean[col].to_numpy(dtype=float, na_value=np.nan))
-            if is_inf.any():
-                infinite_values[col] = int(is_inf.sum())
-                clean[col] = clean[col].mask(is_inf)
-    if infinite_values:
-        messages.append(f"replaced infinite values by missing values: {infinite_values}")
-
+# %% ../nbs/01_data.ipynb #961cbefa
+def _settle_value_types(clean: pd.DataFrame,  # changed in place
+                        target: str,
+                        messages: list,  # one message per column changed or mixed
+                        ) -> list | None:
+    "Give each column one type of value; return examples of the text in the target when it mixes kinds."
     if _is_nested(clean[target]):
         raise DataError(f"target column {target!r} holds lists or dicts; a target needs one number or label per row")
     mixed_target = None
@@ -296,7 +375,11 @@ def validate(df: pd.DataFrame,  # the table, e.g. from `load_table`
         described = ' and '.join(f"{kind} ({n} values)" for kind, n in kinds.items())
         messages.append(f"column {col!r} mixes {described}, e.g. {examples}; it is treated as text (categorical). "
                         f"If it is numeric, fix or blank the text values.")
+    return mixed_target
 
+# %% ../nbs/01_data.ipynb #60556744
+def _drop_missing_target(clean: pd.DataFrame, target: str, messages: list) -> tuple[pd.DataFrame, int]:
+    "(the rows with a target, how many rows had none)."
     n_rows = len(clean)
     if n_rows == 0: raise DataError("no rows: the table is empty")
     missing = clean[target].isna()
@@ -304,25 +387,61 @@ def validate(df: pd.DataFrame,  # the table, e.g. from `load_table`
     if missing.any():
         clean = clean.loc[~missing]
         messages.append(f"dropped {int(missing.sum())} of {n_rows} rows with a missing target {target!r}")
+    return clean, int(missing.sum())
 
-    y = clean[target]
-    inferred = infer_task(y)
+# %% ../nbs/01_data.ipynb #95c35599
+def _is_text_column(values: pd.Series) -> bool:
+    "True for text or Python objects: not numbers, booleans, datetimes, durations, categories or nested values."
+    types = pd.api.types
+    if types.is_numeric_dtype(values) or types.is_bool_dtype(values) or types.is_datetime64_any_dtype(values): return False
+    if types.is_timedelta64_dtype(values) or isinstance(values.dtype, pd.CategoricalDtype): return False
+    return not _is_nested(values)
+
+def _date_formats(clean: pd.DataFrame, target: str, messages: list) -> dict:
+    "{column: format or None} for the text columns that hold dates, with a message where it matters."
+    formats = {}
+    for col in clean.columns:
+        if col == target or not _is_text_column(clean[col]) or not _date_like_text(clean[col].dropna()): continue
+        formats[col], why = datetime_format(clean[col])
+        if formats[col] is None:
+            messages.append(f"column {col!r} holds dates that cannot be read one way: {why}; it is left out of the "
+                            f"features. Write them as ISO 8601 (2023-11-05) to use them.")
+        elif formats[col] != 'mixed':
+            messages.append(f"column {col!r} holds dates, read as {formats[col]!r} ({why})")
+    return formats
+
+# %% ../nbs/01_data.ipynb #663e594b
+def _settle_task(y: pd.Series, target: str, task: str, mixed_target: list | None) -> str:
+    "The task: `task` when given, else `infer_task(y)`, refusing a numeric target spoiled by text."
     if task == 'auto' and mixed_target is not None and y.nunique() > MAX_INTEGER_CLASSES:
         # most likely a numeric target spoiled by a few text values: guessing 'multiclass' would mislead
         raise DataError(f"target {target!r} mixes numbers and text (e.g. {mixed_target}); fix or blank those "
                         f"values for regression, or pass task='multiclass' if they are class labels")
-    if task == 'auto': task = inferred
-    findings = {'rows': int(len(clean)), 'rows_missing_target': int(missing.sum()),
-                'infinite_values': infinite_values, 'task': task, 'messages': messages}
-    if task == 'regression':
-        if not _is_numeric(y):
-            bad = sorted(y[pd.to_numeric(y.astype(str), errors='coerce').isna()].astype(str).unique())[:3]
-            raise DataError(f"target {target!r}: regression needs numbers, found text such as {bad}")
-        need = min_rows_per_class(test_size)
-        if len(clean) < need:
-            raise DataError(f"target {target!r}: {len(clean)} rows with a target, too few to split with test_size={test_size} (need {need})")
-        return clean, findings
+    return infer_task(y) if task == 'auto' else task
 
+def _check_regression_target(y: pd.Series, target: str, test_size: float):
+    "DataError unless `y` is numeric with enough rows to split."
+    if not _is_numeric(y):
+        bad = sorted(y[pd.to_numeric(y.astype(str), errors='coerce').isna()].astype(str).unique())[:3]
+        raise DataError(f"target {target!r}: regression needs numbers, found text such as {bad}")
+    need = min_rows_per_class(test_size)
+    if len(y) < need:
+        raise DataError(f"target {target!r}: {len(y)} rows with a target, too few to split with test_size={test_size} (need {need})")
+
+def _check_stratifiable(y: pd.Series, test_size: float):
+    "DataError when a class of `y` has too few rows for a stratified split at `test_size`."
+    counts = y.value_counts()
+    counts = counts[counts > 0]  # a categorical target lists unused categories with a count of 0
+    need = min_rows_per_class(test_size)
+    small = counts[counts < need]
+    if len(small):
+        label, n = _python_value(small.index[-1]), int(small.iloc[-1])   # 1, not np.int64(1), in the message
+        raise DataError(f"target {y.name!r}: class {label!r} has {n} row{'s' * (n != 1)}, too few for a stratified "
+                        f"split with test_size={test_size} (each class needs at least {need}). "
+                        f"Add rows of that class, merge or drop it, or change test_size.")
+
+def _class_counts(y: pd.Series, target: str, task: str, test_size: float, messages: list) -> dict:
+    "{label: rows} of a classification target, after checking the classes against the task and the split."
     counts = y.value_counts()
     counts = counts[counts > 0]
     if len(counts) < 2:
@@ -333,8 +452,7 @@ def validate(df: pd.DataFrame,  # the table, e.g. from `load_table`
     if task == 'multiclass' and len(counts) == 2:
         messages.append(f"target {target!r} has two classes; trained as multiclass as asked")
     _check_stratifiable(y, test_size)
-    findings['class_counts'] = {_python_value(label): int(n) for label, n in counts.sort_index().items()}
-    return clean, findings
+    return {_python_value(label): int(n) for label, n in counts.sort_index().items()}
 
 # %% ../nbs/01_data.ipynb #b84b2b81
 # an id word ends the name: 'TRANSACTION_ID', 'Product ID', 'customer_key', 'customerId', 'UDI'
@@ -344,31 +462,6 @@ _CAMEL_ID = re.compile(r'[a-z0-9](Id|ID|Key)$')
 def _looks_like_id_name(name: str) -> bool:
     name = str(name).strip()
     return bool(_ID_NAME.search(name.lower())) or bool(_CAMEL_ID.search(name))
-
-def parse_datetime(values: pd.Series,  # datetime64 values, or text that `infer_schema` called datetime
-                   ) -> pd.Series:
-    "Values as `datetime64` (unparsable text becomes NaT), the conversion `infer_schema` checks."
-    if pd.api.types.is_datetime64_any_dtype(values): return values
-    with warnings.catch_warnings():
-        warnings.simplefilter('ignore')  # pandas warns about inferring formats value by value
-        try: return pd.to_datetime(values, errors='coerce', format='mixed')
-        except ValueError:  # different time-zone offsets in one column: compare them in UTC
-            return pd.to_datetime(values, errors='coerce', format='mixed', utc=True)
-
-def _date_like_text(values: pd.Series) -> bool:
-    "True when every value in a sample of text looks like and parses as a date or timestamp."
-    sample = values.dropna().astype(str)
-    sample = sample.iloc[:200] if len(sample) > 200 else sample
-    if len(sample) == 0: return False
-    # a date has three numeric parts (2018-04-01, 1/4/18, 01.04.2018), a time (10:15) or a month name
-    # with a year (1 Apr 2018); plain numbers, '3-4' or 'L47181' are not dates
-    shaped = (sample.str.contains(r'\d{1,4}[-/]\d{1,2}[-/]\d{1,4}|\d{1,2}\.\d{1,2}\.\d{4}|\d{1,2}:\d{2}')
-              | (sample.str.contains(r'(?i)\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\b')
-                 & sample.str.contains(r'\d{4}')))
-    if not shaped.all(): return False
-    try: parsed = parse_datetime(sample)
-    except (ValueError, TypeError, OverflowError): return False
-    return bool(parsed.notna().all())
 
 # %% ../nbs/01_data.ipynb #5fb22ab8
 def _column_kind(values: pd.Series) -> tuple[str, str | None]:
@@ -408,7 +501,7 @@ def infer_schema(df: pd.DataFrame,  # the table (after `validate`)
                  ) -> dict:
     "JSON-able description of the columns: numeric / categorical / datetime / excluded (with reasons)."
     schema = {'target': target, 'columns': [str(c) for c in df.columns], 'numeric': [], 'categorical': [],
-              'datetime': [], 'excluded': {}, 'dtypes': {}, 'categories': {}}
+              'datetime': [], 'excluded': {}, 'dtypes': {}, 'categories': {}, 'datetime_formats': {}}
     if target is not None and target not in df.columns:
         raise DataError(f"target column {target!r} not found; columns are {list(map(str, df.columns))}.{did_you_mean(target, df.columns)}")
     if dups := _duplicates(list(df.columns)):
@@ -420,6 +513,10 @@ def infer_schema(df: pd.DataFrame,  # the table (after `validate`)
             schema['excluded'][str(col)] = 'target'
             continue
         kind, reason = _column_kind(values)
+        if kind == 'datetime' and not pd.api.types.is_datetime64_any_dtype(values):
+            fmt, why = datetime_format(values)   # one format for the whole column, or none
+            if fmt is None: kind, reason = 'excluded', f"dates that cannot be read one way: {why}; write them as ISO 8601 (2023-11-05)"
+            else: schema['datetime_formats'][str(col)] = fmt
         if kind == 'excluded': schema['excluded'][str(col)] = reason
         else: schema[kind].append(str(col))
         if kind == 'categorical': schema['categories'][str(col)] = _categories(values)
@@ -441,9 +538,9 @@ def split(df: pd.DataFrame,  # a validated table
           seed: int = 0,  # same seed, same split
           ) -> tuple[pd.DataFrame, pd.DataFrame]:
     "(train, test): a random split, stratified by `target` for classification."
-    from sklearn.model_selection import train_test_split
+    from sklearn.model_selection import train_test_split  # here: the command line imports this module, and needs no scikit-learn
     _check_test_size(test_size)
-    if task not in TASKS: raise ParamError(f"task must be one of {', '.join(TASKS)}; got {task!r}.{did_you_mean(task, TASKS)}")
+    check_task(task)
     if target not in df.columns:
         raise DataError(f"target column {target!r} not found; columns are {list(map(str, df.columns))}.{did_you_mean(target, df.columns)}")
     if df[target].isna().any():

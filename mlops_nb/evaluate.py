@@ -7,6 +7,7 @@ Docs: https://mlops-nb.github.io/mlops_nb/evaluate.html.md"""
 # %% ../nbs/05_evaluate.ipynb #6f4e065a
 from __future__ import annotations
 
+import io
 import sys
 from pathlib import Path
 
@@ -16,19 +17,21 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from sklearn.base import is_classifier
 from sklearn.calibration import calibration_curve
-from sklearn.inspection import permutation_importance
+from sklearn.compose import ColumnTransformer
 from sklearn.metrics import (accuracy_score, average_precision_score, balanced_accuracy_score, confusion_matrix,
                              f1_score, log_loss, mean_absolute_error, mean_squared_error, precision_recall_curve,
                              precision_score, r2_score, recall_score, roc_auc_score, roc_curve)
 from sklearn.pipeline import Pipeline
 
-from .core import DataError, ModelError, ParamError, atomic_path, did_you_mean
+from .core import DataError, ModelError, ParamError, atomic_write_bytes, did_you_mean
+from .vocabulary import HEADLINE_METRICS, TASKS, check_task, rank_models
 
 # %% auto #0
-__all__ = ['TASKS', 'HEADLINE_METRICS', 'LOWER_IS_BETTER', 'THRESHOLD_METRICS', 'CARD_COLUMNS', 'best_f1_threshold', 'evaluate',
-           'card_precision_at_k', 'compare', 'save_figure', 'binary_scores', 'plot_roc_curves',
-           'plot_precision_recall_curves', 'plot_calibration', 'plot_confusion_matrix', 'plot_feature_importance',
-           'plot_loss_curves', 'plot_predicted_vs_actual', 'plot_residuals']
+__all__ = ['THRESHOLD_METRICS', 'CARD_COLUMNS', 'MAX_FIGURE_INCHES', 'MAX_LABEL_CHARS', 'PERMUTATION_CELLS', 'STACK_CELLS',
+           'SCREEN_ROWS', 'best_f1_threshold', 'evaluate', 'card_precision_at_k', 'compare', 'figure_png', 'PlotFigure',
+           'save_figure', 'binary_scores', 'plot_roc_curves', 'plot_precision_recall_curves', 'plot_calibration',
+           'plot_confusion_matrix', 'feature_importance', 'plot_feature_importance', 'plot_loss_curves',
+           'plot_predicted_vs_actual', 'plot_residuals']
 
 # %% ../nbs/05_evaluate.ipynb #da1a7067
 def _bootstrap_weights(n_rows: int,  # rows of the test set
@@ -82,13 +85,12 @@ def _multiclass_count_metrics(true_index: np.ndarray,  # class index of each row
                               n_classes: int,
                               weights: np.ndarray,  # (resamples, rows) row weights
                               ) -> tuple[np.ndarray, np.ndarray]:
-    "Weighted accuracy and macro F1 per resample."
-    cell = true_index * n_classes + pred_index
-    # one weighted count per resample: memory stays (resamples x classes^2) whatever the number of classes
-    confusion = np.stack([np.bincount(cell, weights=w, minlength=n_classes * n_classes) for w in weights])
-    confusion = confusion.reshape(-1, n_classes, n_classes)   # [resample, true, predicted]
-    correct = np.diagonal(confusion, axis1=1, axis2=2)
-    n_true, n_pred = confusion.sum(axis=2), confusion.sum(axis=1)
+    "Weighted accuracy and macro F1 per resample; memory (resamples x classes)."
+    right = true_index == pred_index
+    def per_class(index, w): return np.bincount(index, weights=w, minlength=n_classes)
+    correct = np.stack([per_class(true_index[right], w[right]) for w in weights])   # the diagonal
+    n_true = np.stack([per_class(true_index, w) for w in weights])                  # row sums
+    n_pred = np.stack([per_class(pred_index, w) for w in weights])                  # column sums
     accuracy = correct.sum(axis=1) / weights.sum(axis=1)
     present = (n_true + n_pred) > 0
     f1 = np.where(present, 2 * correct / np.maximum(n_true + n_pred, 1e-300), 0.0)
@@ -111,15 +113,7 @@ def _regression_metrics(y_true: np.ndarray, y_pred: np.ndarray,
     return np.sqrt(mse), mae, r2
 
 # %% ../nbs/05_evaluate.ipynb #30e301f3
-TASKS = ('binary', 'multiclass', 'regression')
-HEADLINE_METRICS = {'binary': 'roc_auc', 'multiclass': 'macro_f1', 'regression': 'rmse'}  # what `compare` ranks by
-LOWER_IS_BETTER = {'rmse', 'mae', 'log_loss', 'brier'}
 THRESHOLD_METRICS = ('accuracy', 'balanced_accuracy', 'precision', 'recall', 'f1')
-
-def _check_task(task: str) -> str:
-    if task not in TASKS:
-        raise ParamError(f"task must be one of {', '.join(TASKS)}, got {task!r}.{did_you_mean(task, TASKS)}")
-    return task
 
 def _labels_and_proba(model, X, y, task: str, where: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     "Labels as an array, the model's classes and its class probabilities, with errors a user can act on."
@@ -219,7 +213,7 @@ def evaluate(model,  # a fitted estimator: `predict_proba` and `classes_` for cl
              n_bootstrap: int = 200,  # bootstrap resamples for the 95% intervals; 0 turns them off
              ) -> dict:
     "Test-set metrics of a fitted model as a flat `{metric: float}` dict, with bootstrap 95% intervals."
-    _check_task(task)
+    check_task(task)
     if len(X) != len(y): raise DataError(f"X has {len(X)} rows but y has {len(y)}; they must be the same test rows")
     if len(X) == 0: raise DataError("the test set is empty: nothing to evaluate")
     if (X_valid is None) != (y_valid is None): raise ParamError("give X_valid and y_valid together, or neither")
@@ -273,33 +267,65 @@ def compare(results: dict,  # {model name: {metric: value}}, e.g. `evaluate` res
     if not results: return pd.DataFrame()
     if task == 'auto':
         keys = set().union(*[set(m) for m in results.values()])
-        task = next((t for t in ('binary', 'multiclass', 'regression') if HEADLINE_METRICS[t] in keys), None)
+        task = next((t for t in TASKS if HEADLINE_METRICS[t] in keys), None)
         if task is None: raise ParamError(f"compare: cannot tell the task from the metrics {sorted(keys)[:8]}; pass task=")
-    _check_task(task)
+    check_task(task)
     headline = HEADLINE_METRICS[task]
     table = pd.DataFrame.from_dict({name: dict(metrics) for name, metrics in results.items()}, orient='index')
     if headline not in table.columns:
         raise DataError(f"compare: the results have no {headline!r} metric, the headline of a {task} task")
     first = [c for c in (headline, f'{headline}_low', f'{headline}_high') if c in table.columns]
     table = table[first + [c for c in table.columns if c not in first]]
-    table = table.sort_values(headline, ascending=headline in LOWER_IS_BETTER, na_position='last', kind='mergesort')
+    table = table.loc[rank_models(results, task)[0]]  # the one ranking of models (vocabulary.rank_models)
     table.insert(0, 'rank', np.arange(1, len(table) + 1))
     table.index.name = 'model'
     return table
 
 # %% ../nbs/05_evaluate.ipynb #7886b841
+MAX_FIGURE_INCHES = 16.0  # no side of a figure is longer (1,760 pixels at the default 110 dpi)
+MAX_LABEL_CHARS = 40  # longer tick labels are cut, with an ellipsis
+
+def figure_png(fig: Figure,  # any matplotlib figure
+               dpi: int = 110,
+               ) -> bytes:
+    "The figure rendered as PNG bytes, in memory."
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format='png', dpi=dpi, bbox_inches='tight')
+    return buffer.getvalue()
+
+def _figure_title(fig: Figure) -> str:
+    "The figure's suptitle, else its first axes title, else ''."
+    if fig.get_suptitle(): return fig.get_suptitle()
+    return next((ax.get_title() for ax in fig.axes if ax.get_title()), '')
+
+class PlotFigure(Figure):
+    "A matplotlib `Figure` that shows itself as a PNG image in JupyterLab, papermill reports and nbdev."
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        return {'image/png': figure_png(self, dpi=100), 'text/plain': f'[figure: {_figure_title(self)}]'}
+
+def _short(label, width: int = MAX_LABEL_CHARS) -> str:
+    "`label` as text, cut to `width` characters."
+    text = str(label)
+    return text if len(text) <= width else text[:width - 1] + '…'
+
+def _new_figure(width: float = 6.0, height: float = 4.5, ncols: int = 1, nrows: int = 1, **subplots):
+    "A `PlotFigure` (sides capped at MAX_FIGURE_INCHES) and its axes."
+    fig = PlotFigure(figsize=(min(width, MAX_FIGURE_INCHES), min(height, MAX_FIGURE_INCHES)), layout='constrained')
+    axes = fig.subplots(nrows, ncols, **subplots)
+    return fig, axes
+
+# %% ../nbs/05_evaluate.ipynb #1155b19a
 def save_figure(fig: Figure,  # a figure from one of the plot functions (or pyplot)
                 path: str | Path,  # destination .png; parent directories are created
                 dpi: int = 110,
                 ) -> Path:
-    "Write `fig` as PNG to `path` atomically (temp file + rename), then close it; return the path."
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format='png', dpi=dpi, bbox_inches='tight')
+    "Render `fig` as PNG in memory, then write it to `path` atomically and close it; return the path."
+    png = figure_png(fig, dpi)   # before any file exists: a failure while drawing leaves nothing behind
+    path = atomic_write_bytes(path, png)
     if 'matplotlib.pyplot' in sys.modules:         # a pyplot figure would otherwise stay open
-        import matplotlib.pyplot as plt
+        import matplotlib.pyplot as plt  # here: only when pyplot is in use already (never imported for this)
         plt.close(fig)
-    return path
+    return Path(path)
 
 def binary_scores(models: dict,  # {name: fitted binary classifier with predict_proba}
                   X,  # test features
@@ -312,12 +338,7 @@ def binary_scores(models: dict,  # {name: fitted binary classifier with predict_
         curves[name] = (labels == classes[1], proba[:, 1])
     return curves
 
-def _new_figure(width: float = 6.0, height: float = 4.5, ncols: int = 1):
-    fig = Figure(figsize=(width, height), layout='constrained')
-    axes = fig.subplots(1, ncols)
-    return fig, axes
-
-# %% ../nbs/05_evaluate.ipynb #1155b19a
+# %% ../nbs/05_evaluate.ipynb #613076a9
 def plot_roc_curves(curves: dict,  # {name: (is_positive, scores)}, see `binary_scores`
                     title: str = 'ROC curves',
                     ) -> Figure:
@@ -327,7 +348,7 @@ def plot_roc_curves(curves: dict,  # {name: (is_positive, scores)}, see `binary_
         is_positive = np.asarray(is_positive, dtype=bool)
         if is_positive.all() or not is_positive.any(): continue   # ROC needs both classes
         fpr, tpr, _ = roc_curve(is_positive, scores)
-        ax.plot(fpr, tpr, label=f'{name} (AUC {roc_auc_score(is_positive, scores):.3f})')
+        ax.plot(fpr, tpr, label=f'{_short(name)} (AUC {roc_auc_score(is_positive, scores):.3f})')
     ax.plot([0, 1], [0, 1], color='grey', linestyle=':', label='chance')
     ax.set(xlabel='false positive rate', ylabel='true positive rate', title=title, xlim=(0, 1), ylim=(0, 1.01))
     ax.legend(loc='lower right')
@@ -343,7 +364,7 @@ def plot_precision_recall_curves(curves: dict,  # {name: (is_positive, scores)},
         is_positive = np.asarray(is_positive, dtype=bool)
         if not is_positive.any(): continue
         precision, recall, _ = precision_recall_curve(is_positive, scores)
-        ax.step(recall, precision, where='post', label=f'{name} (AP {average_precision_score(is_positive, scores):.3f})')
+        ax.step(recall, precision, where='post', label=f'{_short(name)} (AP {average_precision_score(is_positive, scores):.3f})')
         prevalence = is_positive.mean()
     if prevalence is not None:
         ax.axhline(prevalence, color='grey', linestyle=':', label=f'chance (prevalence {prevalence:.3f})')
@@ -357,14 +378,13 @@ def plot_calibration(curves: dict,  # {name: (is_positive, scores)}, see `binary
                      title: str = 'Calibration',
                      ) -> Figure:
     "Reliability diagram (observed positive rate against mean predicted probability) and score histograms."
-    fig = Figure(figsize=(6, 6), layout='constrained')
-    ax, hist = fig.subplots(2, 1, height_ratios=[3, 1], sharex=True)
+    fig, (ax, hist) = _new_figure(6, 6, nrows=2, height_ratios=[3, 1], sharex=True)
     for name, (is_positive, scores) in curves.items():
         is_positive, scores = np.asarray(is_positive, dtype=bool), np.asarray(scores, dtype=float)
         observed, predicted = calibration_curve(is_positive, scores, n_bins=n_bins, strategy=strategy)
         brier = np.mean((scores - is_positive) ** 2)
-        ax.plot(predicted, observed, marker='o', label=f'{name} (Brier {brier:.3f})')
-        hist.hist(scores, bins=n_bins, range=(0, 1), histtype='step', label=name)
+        ax.plot(predicted, observed, marker='o', label=f'{_short(name)} (Brier {brier:.3f})')
+        hist.hist(scores, bins=n_bins, range=(0, 1), histtype='step', label=_short(name))
     ax.plot([0, 1], [0, 1], color='grey', linestyle=':', label='perfectly calibrated')
     ax.set(ylabel='observed positive rate', title=title, xlim=(0, 1), ylim=(0, 1.01))
     ax.legend(loc='upper left')
@@ -372,49 +392,215 @@ def plot_calibration(curves: dict,  # {name: (is_positive, scores)}, see `binary
     return fig
 
 # %% ../nbs/05_evaluate.ipynb #6c379060
+def _top_classes(y_true,  # true labels
+                 labels,  # all labels, in display order
+                 max_classes: int,  # at most this many are kept
+                 ) -> list:
+    "The `max_classes` labels with the most rows in `y_true` (ties: label order), in label order."
+    labels = list(labels)
+    if len(labels) <= max_classes: return labels
+    support = pd.Series(np.asarray(y_true)).value_counts().reindex(labels, fill_value=0).to_numpy()
+    keep = np.sort(np.argsort(-support, kind='mergesort')[:max_classes])
+    return [labels[i] for i in keep]
+
+def _confusion_counts(y_true, y_pred,  # true and predicted labels
+                      labels,  # every label (rows with other labels are left out, as scikit-learn does)
+                      shown,  # the labels given their own row and column; the rest of `labels` is pooled
+                      ) -> np.ndarray:
+    "Counts [true, predicted] over `shown`, plus one last row and column for the pooled labels when any."
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    known = pd.Index(labels)
+    counted = (known.get_indexer(y_true) >= 0) & (known.get_indexer(y_pred) >= 0)
+    n = len(shown) + (len(shown) < len(known))
+    index = lambda values: np.where((i := pd.Index(shown).get_indexer(values)) >= 0, i, n - 1)
+    cell = index(y_true[counted]) * n + index(y_pred[counted])
+    return np.bincount(cell, minlength=n * n).reshape(n, n)
+
+def _normalized(matrix: np.ndarray, normalize: str | None) -> np.ndarray:
+    "Counts as shares of each true row, predicted column or the total (scikit-learn's `normalize`)."
+    if normalize is None: return matrix
+    with np.errstate(all='ignore'):
+        if normalize == 'true': shares = matrix / matrix.sum(axis=1, keepdims=True)
+        elif normalize == 'pred': shares = matrix / matrix.sum(axis=0, keepdims=True)
+        else: shares = matrix / matrix.sum()
+    return np.nan_to_num(shares)
+
+# %% ../nbs/05_evaluate.ipynb #95987e16
 def plot_confusion_matrix(y_true,  # true labels
                           y_pred,  # predicted labels
                           labels=None,  # label order (e.g. `model.classes_`); default: sorted labels seen
                           normalize: str | None = None,  # None (counts), 'true', 'pred' or 'all'
                           title: str = 'Confusion matrix',
+                          max_classes: int = 20,  # classes shown, most test rows first; the rest pooled as 'other'
+                          max_annotated: int = 25,  # cells carry their number up to this many rows
                           ) -> Figure:
-    "Confusion matrix as an annotated heat map (rows: true label, columns: predicted label)."
+    "Confusion matrix as a heat map (rows: true label, columns: predicted label), bounded in size."
     if normalize not in (None, 'true', 'pred', 'all'):
         raise ParamError(f"normalize must be None, 'true', 'pred' or 'all', got {normalize!r}")
     if labels is None: labels = np.unique(np.concatenate([np.asarray(y_true), np.asarray(y_pred)]))
-    matrix = confusion_matrix(y_true, y_pred, labels=labels, normalize=normalize)
-    size = max(4.0, 0.6 * len(labels) + 2.5)
+    shown = _top_classes(y_true, labels, max_classes)
+    matrix = _normalized(_confusion_counts(y_true, y_pred, labels, shown), normalize)
+    names = [_short(label) for label in shown] + ([f'other ({len(labels) - len(shown)} classes)'] if len(matrix) > len(shown) else [])
+    if len(matrix) > len(shown): title += f'\n(the {len(shown)} classes with most test rows of {len(labels)}; the rest as other)'
+    size = max(4.0, 0.6 * len(matrix) + 2.5)
     fig, ax = _new_figure(size + 1, size)
     image = ax.imshow(matrix, cmap='Blues')
     fig.colorbar(image, ax=ax, shrink=0.8)
-    ticks = np.arange(len(labels))
-    ax.set(xticks=ticks, yticks=ticks, xticklabels=[str(l) for l in labels], yticklabels=[str(l) for l in labels],
-           xlabel='predicted label', ylabel='true label', title=title)
-    threshold = matrix.max() / 2 if matrix.size else 0
-    for i in range(matrix.shape[0]):
-        for j in range(matrix.shape[1]):
-            text = f'{matrix[i, j]:.2f}' if normalize else f'{matrix[i, j]:d}'
-            ax.text(j, i, text, ha='center', va='center', color='white' if matrix[i, j] > threshold else 'black')
+    ticks = np.arange(len(matrix))
+    ax.set(xticks=ticks, yticks=ticks, xlabel='predicted label', ylabel='true label', title=title)
+    ax.set_xticklabels(names, rotation=90 if len(matrix) > 10 else 0)
+    ax.set_yticklabels(names)
+    if len(matrix) <= max_annotated:
+        threshold = matrix.max() / 2 if matrix.size else 0
+        for (i, j), value in np.ndenumerate(matrix):
+            ax.text(j, i, f'{value:.2f}' if normalize else f'{value:d}', ha='center', va='center',
+                    color='white' if value > threshold else 'black')
     return fig
 
-# %% ../nbs/05_evaluate.ipynb #8ba7d475
-def _transformed_feature_names(model, X, n_features: int) -> list[str]:
-    "Names of the columns the final estimator sees: the preprocess step's output, else X's columns."
-    names = None
-    if isinstance(model, Pipeline) and len(model.steps) > 1:
-        steps = model.named_steps
-        transformer = steps['preprocess'] if 'preprocess' in steps else model[:-1]
-        try: names = list(transformer.get_feature_names_out())
-        except Exception: names = None
-    if names is None and hasattr(X, 'columns'): names = [str(c) for c in X.columns]
-    if names is None or len(names) != n_features: names = [f'x{i}' for i in range(n_features)]
-    return names
+# %% ../nbs/05_evaluate.ipynb #07a6f2b9
+def _source_of(name: str, inputs: list[str]) -> str | None:
+    "The input column an output name comes from: the longest input `c` with name == c or name starting 'c_'."
+    matches = [c for c in inputs if name == c or name.startswith(c + '_')]
+    if matches: return max(matches, key=len)
+    return inputs[0] if len(inputs) == 1 else None
 
+def _column_transformer_sources(transformer: ColumnTransformer) -> list[str | None]:
+    "For each output column of a fitted `ColumnTransformer`, the input column it comes from (None: unknown)."
+    names = [str(n) for n in transformer.get_feature_names_out()]
+    sources: list[str | None] = [None] * len(names)
+    for name, _, columns in transformer.transformers_:
+        part = transformer.output_indices_[name]
+        if part.start == part.stop: continue   # dropped columns make no output
+        if isinstance(columns, str) or not np.ndim(columns): columns = [columns]
+        inputs = [str(c) for c in (columns if isinstance(columns[0], str) else np.asarray(transformer.feature_names_in_)[columns])]
+        prefix = f'{name}__' if transformer.verbose_feature_names_out is True else ''
+        for i in range(part.start, part.stop):
+            sources[i] = _source_of(names[i].removeprefix(prefix), inputs)
+    return sources
+
+def _source_columns(model, X, n_outputs: int) -> list[str]:
+    "For each column the final estimator sees, the input column of X it comes from (else its own name)."
+    columns = [str(c) for c in X.columns]
+    transformer = None
+    if isinstance(model, Pipeline) and len(model.steps) > 1:
+        transformer = model.named_steps['preprocess'] if 'preprocess' in model.named_steps else model[-2]
+    if isinstance(transformer, ColumnTransformer):
+        try: sources = _column_transformer_sources(transformer)
+        except (AttributeError, TypeError, ValueError, IndexError): sources = None   # no feature names: fall through
+        if sources is not None and len(sources) == n_outputs:
+            names = [str(n) for n in transformer.get_feature_names_out()]
+            return [s if s is not None else n for s, n in zip(sources, names)]
+    return columns if len(columns) == n_outputs else [f'x{i}' for i in range(n_outputs)]
+
+# %% ../nbs/05_evaluate.ipynb #0260f093
+PERMUTATION_CELLS = 1_000_000  # values in one shuffled copy of the rows (wide tables get fewer rows)
+STACK_CELLS = 2_000_000  # values predicted in one call (shuffled copies stacked)
+SCREEN_ROWS = 200  # rows of the one-shuffle screen of models without impurity importance
+
+def _sample_rows(X: pd.DataFrame, y, max_rows: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
+    "At most `max_rows` rows (fewer when wide: PERMUTATION_CELLS values), a seeded sample in the original order."
+    limit = min(max_rows, max(500, PERMUTATION_CELLS // max(X.shape[1], 1)))
+    y = np.asarray(y)
+    if len(X) <= limit: return X, y
+    rows = np.sort(np.random.default_rng(seed).choice(len(X), size=limit, replace=False))
+    return X.iloc[rows], y[rows]
+
+def _block_scores(model, stacked: pd.DataFrame, y: np.ndarray, scoring: str, as_frame: bool) -> np.ndarray:
+    "The score on each block of len(y) rows of `stacked` (copies of the rows), from one prediction."
+    data = stacked if as_frame else stacked.to_numpy()
+    n, n_blocks = len(y), len(stacked) // len(y)
+    if scoring == 'roc_auc':
+        scores, truth = np.asarray(model.predict_proba(data))[:, 1], y == np.asarray(model.classes_)[1]
+        return np.array([roc_auc_score(truth, scores[b * n:(b + 1) * n]) for b in range(n_blocks)])
+    predicted, metric = np.asarray(model.predict(data)).reshape(-1), accuracy_score if scoring == 'accuracy' else r2_score
+    return np.array([metric(y, predicted[b * n:(b + 1) * n]) for b in range(n_blocks)])
+
+def _shuffled_scores(model, X: pd.DataFrame, y: np.ndarray, scoring: str,
+                     columns: list,  # one entry per shuffle: the column shuffled (repeat a column to shuffle it again)
+                     rng: np.random.Generator, as_frame: bool) -> np.ndarray:
+    "The score with `columns[i]` shuffled, for each i, predicting up to STACK_CELLS values per call."
+    n = len(X)
+    per_call = max(1, STACK_CELLS // max(X.size, 1))
+    scores = []
+    for start in range(0, len(columns), per_call):
+        chunk = columns[start:start + per_call]
+        shuffles = [rng.permutation(n) for _ in chunk]   # drawn in plan order: the same as one copy at a time
+        stacked = X.iloc[np.tile(np.arange(n), len(chunk))].reset_index(drop=True)
+        for column in dict.fromkeys(chunk):   # each distinct column once, shuffled in the blocks that shuffle it
+            rows = np.tile(np.arange(n), len(chunk))
+            for b, (c, shuffle) in enumerate(zip(chunk, shuffles)):
+                if c == column: rows[b * n:(b + 1) * n] = shuffle
+            stacked[column] = X[column].iloc[rows].reset_index(drop=True)
+        scores.append(_block_scores(model, stacked, y, scoring, as_frame))
+    return np.concatenate(scores) if scores else np.zeros(0)
+
+# %% ../nbs/05_evaluate.ipynb #a0b06af9
 def _importance_scoring(model, task: str | None) -> str:
     if task is None:
         if not is_classifier(model): task = 'regression'
         else: task = 'binary' if len(model.classes_) == 2 else 'multiclass'
-    return {'binary': 'roc_auc', 'multiclass': 'accuracy', 'regression': 'r2'}[_check_task(task)]
+    return {'binary': 'roc_auc', 'multiclass': 'accuracy', 'regression': 'r2'}[check_task(task)]
+
+def _impurity_importance(model, X: pd.DataFrame) -> pd.Series | None:
+    "The final estimator's impurity importance summed per input column; None when it has none."
+    estimator = model[-1] if isinstance(model, Pipeline) else model
+    if not hasattr(estimator, 'feature_importances_'): return None
+    values = np.asarray(estimator.feature_importances_, dtype=float)
+    sources = _source_columns(model, X, len(values))
+    return pd.Series(values).groupby(np.asarray(sources, dtype=object), sort=False).sum()
+
+def _permutation_candidates(model, X: pd.DataFrame, y: np.ndarray, scoring: str, impurity: pd.Series | None,
+                            max_permuted: int, rng: np.random.Generator, as_frame: bool) -> list:
+    "The columns of X to shuffle: all when few; else the top `max_permuted` by impurity, or by a one-shuffle screen."
+    if X.shape[1] <= max_permuted: return list(X.columns)
+    names = pd.Index([str(c) for c in X.columns])
+    if impurity is not None and len(names.intersection(impurity.index)) >= max_permuted:
+        ranked = impurity.reindex(names).fillna(-1.0).to_numpy()
+    else:
+        screen = X.iloc[:SCREEN_ROWS]
+        baseline = _block_scores(model, screen, y[:SCREEN_ROWS], scoring, as_frame)[0]
+        ranked = baseline - _shuffled_scores(model, screen, y[:SCREEN_ROWS], scoring, list(X.columns), rng, as_frame)
+    keep = np.sort(np.argsort(-ranked, kind='mergesort')[:max_permuted])
+    return [X.columns[i] for i in keep]
+
+# %% ../nbs/05_evaluate.ipynb #11017d77
+def feature_importance(model,  # a fitted estimator or Pipeline
+                       X,  # features (usually the test set): a DataFrame, or an array
+                       y,  # labels or targets of X
+                       task: str | None = None,  # decides the score; None: from the model
+                       n_repeats: int = 5,  # shuffles per column
+                       seed: int = 0,  # seed of the shuffles and of the row sample
+                       max_permuted: int = 40,  # columns shuffled at most (see above)
+                       max_rows: int = 5000,  # rows used at most
+                       ) -> pd.DataFrame:
+    "Per input column: `impurity` (summed over its encoded columns) and `permutation` drop (mean, `permutation_std`)."
+    as_frame = hasattr(X, 'columns')
+    frame = X if as_frame else pd.DataFrame(np.asarray(X), columns=[f'x{i}' for i in range(np.shape(X)[1])])
+    if isinstance(n_repeats, bool) or not isinstance(n_repeats, (int, np.integer)) or n_repeats < 1:
+        raise ParamError(f"n_repeats must be an integer >= 1, got {n_repeats!r}")
+    scoring, rng = _importance_scoring(model, task), np.random.default_rng(seed)
+    impurity = _impurity_importance(model, frame)
+    rows, y_rows = _sample_rows(frame, y, max_rows, seed)
+    columns = _permutation_candidates(model, rows, y_rows, scoring, impurity, max_permuted, rng, as_frame)
+    baseline = _block_scores(model, rows, y_rows, scoring, as_frame)[0]
+    drops = baseline - _shuffled_scores(model, rows, y_rows, scoring, [c for c in columns for _ in range(n_repeats)], rng, as_frame)
+    drops = drops.reshape(len(columns), n_repeats)
+    table = pd.DataFrame(index=pd.Index(list(dict.fromkeys([str(c) for c in frame.columns] + list(impurity.index if impurity is not None else []))), name='column'))
+    table['impurity'] = impurity if impurity is not None else np.nan
+    table['permutation'] = pd.Series(drops.mean(axis=1), index=[str(c) for c in columns])
+    table['permutation_std'] = pd.Series(drops.std(axis=1), index=[str(c) for c in columns])
+    table.attrs['scoring'] = scoring
+    return table
+
+# %% ../nbs/05_evaluate.ipynb #4213e671
+def _bar_panel(ax, values: pd.Series, errors: pd.Series | None, max_features: int, label: str):
+    "The `max_features` largest values as horizontal bars, the largest at the top."
+    top = values.dropna().sort_values(ascending=False, kind='mergesort').iloc[:max_features].iloc[::-1]
+    ax.barh(np.arange(len(top)), top.to_numpy(), color='tab:blue',
+            xerr=None if errors is None else errors.reindex(top.index).to_numpy())
+    ax.set_yticks(np.arange(len(top)), [_short(name) for name in top.index])
+    ax.set(xlabel='importance', title=label)
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=4))   # long tick labels would overlap
 
 def plot_feature_importance(model,  # a fitted estimator or Pipeline
                             X,  # features for permutation importance (usually the test set)
@@ -426,28 +612,14 @@ def plot_feature_importance(model,  # a fitted estimator or Pipeline
                             max_rows: int = 5000,  # permutation importance on at most this many rows
                             title: str = 'Feature importance',
                             ) -> Figure:
-    "Impurity importance (when the model has it) and permutation importance, as horizontal bar charts."
-    estimator = model[-1] if isinstance(model, Pipeline) else model
-    panels = []
-    if hasattr(estimator, 'feature_importances_'):
-        importances = np.asarray(estimator.feature_importances_)
-        panels.append(('impurity (training data)', _transformed_feature_names(model, X, len(importances)), importances, None))
-    if len(X) > max_rows:
-        rows = np.sort(np.random.default_rng(seed).choice(len(X), size=max_rows, replace=False))
-        X, y = (X.iloc[rows] if hasattr(X, 'iloc') else np.asarray(X)[rows]), (y.iloc[rows] if hasattr(y, 'iloc') else np.asarray(y)[rows])
-    scoring = _importance_scoring(model, task)
-    result = permutation_importance(model, X, y, scoring=scoring, n_repeats=n_repeats, random_state=seed, n_jobs=1)
-    names = [str(c) for c in X.columns] if hasattr(X, 'columns') else [f'x{i}' for i in range(np.shape(X)[1])]
-    panels.append((f'permutation (drop in {scoring})', names, result.importances_mean, result.importances_std))
-    shown = min(max_features, max(len(p[1]) for p in panels))
-    fig = Figure(figsize=(5.5 * len(panels), 1.2 + 0.3 * shown), layout='constrained')
-    axes = np.atleast_1d(fig.subplots(1, len(panels)))
-    for ax, (label, names, values, errors) in zip(axes, panels):
-        top = np.argsort(-values, kind='mergesort')[:max_features][::-1]   # largest at the top
-        ax.barh(np.arange(len(top)), values[top], xerr=None if errors is None else errors[top], color='tab:blue')
-        ax.set_yticks(np.arange(len(top)), [names[i] for i in top])
-        ax.set(xlabel='importance', title=label)
-        ax.xaxis.set_major_locator(MaxNLocator(nbins=4))   # long tick labels would overlap
+    "Impurity importance (when the model has it) and permutation importance per input column, as bar charts."
+    table = feature_importance(model, X, y, task=task, n_repeats=n_repeats, seed=seed,
+                               max_permuted=2 * max_features, max_rows=max_rows)
+    panels = [('impurity (training data)', table['impurity'], None)] if table['impurity'].notna().any() else []
+    panels.append((f"permutation (drop in {table.attrs['scoring']})", table['permutation'], table['permutation_std']))
+    shown = min(max_features, len(table))
+    fig, axes = _new_figure(5.5 * len(panels), 1.2 + 0.3 * shown, ncols=len(panels), squeeze=False)
+    for ax, (label, values, errors) in zip(axes[0], panels): _bar_panel(ax, values, errors, max_features, label)
     fig.suptitle(title)
     return fig
 

@@ -17,7 +17,7 @@ from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardSc
 from sklearn.utils.validation import check_is_fitted
 
 from .core import ParamError
-from .data import feature_columns, parse_datetime
+from .data import datetime_format, feature_columns, parse_datetime
 
 # %% auto #0
 __all__ = ['DATETIME_PARTS', 'categories_as_text', 'DatetimeParts', 'make_preprocessor']
@@ -35,12 +35,18 @@ def categories_as_text(X: pd.DataFrame | np.ndarray,  # categorical columns
 # %% ../nbs/03_features.ipynb #0ad313d3
 DATETIME_PARTS = ("year", "month", "day", "day_of_week", "hour")
 
+def _column_format(values: pd.Series) -> str | None:
+    "The one format of a text date column (None for datetime64 values, 'mixed' when no single one reads all)."
+    if pd.api.types.is_datetime64_any_dtype(values): return None
+    return datetime_format(values)[0] or 'mixed'
+
 class DatetimeParts(TransformerMixin, BaseEstimator):
     "Split each datetime column into numeric parts (year, month, day, day_of_week, hour by default)."
     def __init__(self,
                  parts: tuple = DATETIME_PARTS,  # names of `Series.dt` attributes
+                 formats: dict | None = None,  # {column: format} of text dates (schema['datetime_formats'])
                  ):
-        self.parts = parts
+        self.parts, self.formats = parts, formats
 
     def fit(self, X, y=None):
         unknown = [p for p in self.parts if p not in DATETIME_PARTS + ("minute", "day_of_year", "quarter")]
@@ -48,6 +54,9 @@ class DatetimeParts(TransformerMixin, BaseEstimator):
         frame = pd.DataFrame(X)
         self.feature_names_in_ = np.asarray([str(c) for c in frame.columns], dtype=object)
         self.n_features_in_ = frame.shape[1]
+        given = dict(self.formats or {})
+        self.formats_ = {name: given.get(name) or _column_format(frame.iloc[:, i])
+                         for i, name in enumerate(self.feature_names_in_)}
         return self
 
     def transform(self, X):
@@ -56,8 +65,9 @@ class DatetimeParts(TransformerMixin, BaseEstimator):
         if frame.shape[1] != self.n_features_in_:
             raise ValueError(f"DatetimeParts: expected {self.n_features_in_} columns, got {frame.shape[1]}")
         blocks = []
-        for i in range(frame.shape[1]):
-            values = parse_datetime(frame.iloc[:, i])  # the same parsing `infer_schema` checked
+        formats = getattr(self, 'formats_', {})  # a model saved before formats were kept: found again per call
+        for i, name in enumerate(self.feature_names_in_):
+            values = parse_datetime(frame.iloc[:, i], formats.get(name))  # the format fit found
             blocks.extend(getattr(values.dt, part).astype("float64").to_numpy(na_value=np.nan) for part in self.parts)
         if not blocks: return np.empty((len(frame), 0))
         return np.column_stack(blocks)
@@ -96,7 +106,7 @@ def make_preprocessor(schema: dict,  # from `data.infer_schema`: lists of numeri
                                       sparse_output=False, dtype=np.float64))]), categorical))
     if datetime:
         transformers.append(("datetime", Pipeline([
-            ("parts", DatetimeParts(parts=tuple(datetime_parts))),
+            ("parts", DatetimeParts(parts=tuple(datetime_parts), formats=dict(schema.get("datetime_formats") or {}))),
             ("impute", SimpleImputer(strategy="median")),
             ("scale", StandardScaler())]), datetime))
     return ColumnTransformer(transformers, remainder="drop", sparse_threshold=0.0)

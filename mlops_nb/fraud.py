@@ -260,48 +260,66 @@ def fraud_features(transactions: pd.DataFrame,  # handbook columns: TX_DATETIME,
     out = transactions.copy()
     out['TX_DURING_WEEKEND'] = (when.dt.day_of_week >= 5).astype('int64').to_numpy()
     out['TX_DURING_NIGHT'] = (when.dt.hour <= 6).astype('int64').to_numpy()
-    n = len(out)
-    if n == 0:
+    if len(out) == 0:
         for name in fraud_feature_names(windows)[3:]: out[name] = np.zeros(0)
         return out
-    # integer times in the largest unit dividing every time difference and window (keys stay small)
+    ticks, day_ticks = _time_ticks(when, windows, delay)
+    for name, column in _card_features(transactions, ticks, day_ticks, windows).items(): out[name] = column
+    for name, column in _terminal_features(transactions, ticks, day_ticks, windows, delay).items(): out[name] = column
+    return out
+
+# %% ../nbs/02a_fraud.ipynb #df5f6704
+def _time_ticks(when: pd.Series,  # datetime64[ns] of each transaction
+                windows: tuple, delay: int,  # in days
+                ) -> tuple[np.ndarray, int]:
+    "(integer time of each row in the largest unit dividing every difference, window and delay; ticks per day)."
     ns = when.to_numpy().view('int64')
     relative = ns - ns.min()
     day = 86_400 * 10**9
     unit = int(np.gcd.reduce(np.concatenate([relative, [w * day for w in windows], [delay * day]])))
     unit = max(unit, 1)
-    ticks = relative // unit
-    day_ticks = day // unit
+    return relative // unit, day // unit
 
-    def scatter(values_in_order, order):
-        column = np.empty(n, dtype='float64')
-        column[order] = values_in_order
-        return column
+# %% ../nbs/02a_fraud.ipynb #d01656ae
+def _scatter(values_in_order: np.ndarray, order: np.ndarray) -> np.ndarray:
+    "Values computed in `order` put back in input order, as float64."
+    column = np.empty(len(order), dtype='float64')
+    column[order] = values_in_order
+    return column
 
-    # card: windows (t - w, t] including the current transaction
+def _card_features(transactions: pd.DataFrame, ticks: np.ndarray, day_ticks: int, windows: tuple) -> dict:
+    "{name: column} of the card's transaction count and mean amount over each window (t - w, t]."
+    n = len(transactions)
     order, group = _group_order(transactions['CUSTOMER_ID'], ticks)
     amount = transactions['TX_AMOUNT'].to_numpy(dtype='float64')[order]
     amount_cumsum = np.concatenate([[0.0], np.cumsum(amount)])
     position = np.arange(n)
+    features = {}
     for w in windows:
         start = _window_starts(group, ticks[order], w * day_ticks)
         count = position + 1 - start
         total = amount_cumsum[position + 1] - amount_cumsum[start]
-        out[f'CUSTOMER_ID_NB_TX_{w}DAY_WINDOW'] = scatter(count, order)
-        out[f'CUSTOMER_ID_AVG_AMOUNT_{w}DAY_WINDOW'] = scatter(total / count, order)
+        features[f'CUSTOMER_ID_NB_TX_{w}DAY_WINDOW'] = _scatter(count, order)
+        features[f'CUSTOMER_ID_AVG_AMOUNT_{w}DAY_WINDOW'] = _scatter(total / count, order)
+    return features
 
-    # terminal: windows (t - delay - w, t - delay], known frauds only
+# %% ../nbs/02a_fraud.ipynb #9fc26481
+def _terminal_features(transactions: pd.DataFrame, ticks: np.ndarray, day_ticks: int, windows: tuple, delay: int) -> dict:
+    "{name: column} of the terminal's transaction count and fraud share over each window (t - delay - w, t - delay]."
+    n = len(transactions)
     order, group = _group_order(transactions['TERMINAL_ID'], ticks)
     fraud_cumsum = np.concatenate([[0], np.cumsum(transactions['TX_FRAUD'].to_numpy(dtype='int64')[order])])
+    position = np.arange(n)
     delay_start = _window_starts(group, ticks[order], delay * day_ticks) if delay > 0 else position + 1
+    features = {}
     for w in windows:
         start = _window_starts(group, ticks[order], (delay + w) * day_ticks)
         count = delay_start - start
         frauds = fraud_cumsum[delay_start] - fraud_cumsum[start]
         risk = np.divide(frauds, count, out=np.zeros(n), where=count > 0)
-        out[f'TERMINAL_ID_NB_TX_{w}DAY_WINDOW'] = scatter(count, order)
-        out[f'TERMINAL_ID_RISK_{w}DAY_WINDOW'] = scatter(risk, order)
-    return out
+        features[f'TERMINAL_ID_NB_TX_{w}DAY_WINDOW'] = _scatter(count, order)
+        features[f'TERMINAL_ID_RISK_{w}DAY_WINDOW'] = _scatter(risk, order)
+    return features
 
 # %% ../nbs/02a_fraud.ipynb #39d2105a
 def fraud_split(transactions: pd.DataFrame,  # with TX_DATETIME, CUSTOMER_ID, TX_FRAUD (e.g. `fraud_features` output)

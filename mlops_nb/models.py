@@ -174,10 +174,11 @@ def _input_schema(pipeline: Pipeline, schema: dict | None) -> dict:
         columns = [str(c) for c in getattr(pipeline, "feature_names_in_", [])]
         return {"columns": columns, "kinds": {}, "dtypes": {}, "categories": {}, "infrequent_categories": {},
                 "features_out": columns}
-    kinds, categories, infrequent = {}, {}, {}
+    kinds, categories, infrequent, formats = {}, {}, {}, {}
     for kind, transformer, columns in preprocess.transformers_:
         if kind == "remainder": continue
         for column in columns: kinds[str(column)] = kind
+        if kind == "datetime": formats.update(getattr(transformer.named_steps["parts"], "formats_", {}))
         if kind == "categorical":
             one_hot = transformer.named_steps["one_hot"]
             rare = one_hot.infrequent_categories_ or [None] * len(columns)
@@ -189,6 +190,7 @@ def _input_schema(pipeline: Pipeline, schema: dict | None) -> dict:
     return {"columns": columns, "kinds": {c: kinds[c] for c in columns},
             "dtypes": {c: dtypes[c] for c in columns if c in dtypes},
             "categories": categories, "infrequent_categories": infrequent,
+            "datetime_formats": {c: f for c, f in formats.items() if f is not None},  # how training read text dates
             "features_out": [str(f) for f in preprocess.get_feature_names_out()]}
 
 def model_card(pipeline: Pipeline,  # a fitted pipeline

@@ -30,10 +30,10 @@ from .runs import MonitoringReport, RunDir, list_runs, resolve_run
 
 # %% auto #0
 __all__ = ['MAX_DISCRETE_VALUES', 'PROFILE_FORMAT', 'LOG_COLUMNS', 'METHODS', 'P_VALUE_METHODS', 'DEFAULT_THRESHOLDS',
-           'METHODS_BY_KIND', 'SMALL_REFERENCE', 'quantile_levels', 'reference_profile', 'read_prediction_log',
-           'read_current', 'default_method', 'DriftResult', 'detect_drift', 'plot_drift_scores', 'plot_distributions',
-           'drift_report', 'quality_over_time', 'plot_quality_over_time', 'monitored_run', 'prediction_log_path',
-           'monitor_run']
+           'METHODS_BY_KIND', 'SMALL_REFERENCE', 'MIN_CURRENT_ROWS', 'KS_DETECTABLE_GAP', 'quantile_levels',
+           'reference_profile', 'read_prediction_log', 'read_current', 'default_method', 'min_current_rows',
+           'DriftResult', 'detect_drift', 'plot_drift_scores', 'plot_distributions', 'drift_report',
+           'quality_over_time', 'plot_quality_over_time', 'monitored_run', 'prediction_log_path', 'monitor_run']
 
 # %% ../nbs/10_monitor.ipynb #4a206b87
 MAX_DISCRETE_VALUES = 5  # numeric columns with at most this many distinct values are compared as categories
@@ -121,14 +121,8 @@ def reference_profile(frame: pd.DataFrame,  # the training rows (features; other
                       ) -> dict:
     "A JSON-able summary of `frame`'s feature columns that drift detection compares new data against."
     if not isinstance(frame, pd.DataFrame): raise ParamError(f"frame must be a pandas DataFrame, got {type(frame).__name__}")
-    for name, value, low in [('n_bins', n_bins, 1), ('n_quantiles', n_quantiles, 3), ('sample_size', sample_size, 0),
-                             ('max_categories', max_categories, 1)]:
-        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low:
-            raise ParamError(f"{name} must be an integer >= {low}, got {value!r}")
-    if schema is None:
-        numeric = [c for c in frame.columns if pd.api.types.is_numeric_dtype(frame[c]) or pd.api.types.is_bool_dtype(frame[c])]
-        schema = dict(target=None, numeric=numeric, categorical=[c for c in frame.columns if c not in numeric],
-                      datetime=[], excluded={})
+    _check_profile_options(n_bins=n_bins, n_quantiles=n_quantiles, sample_size=sample_size, max_categories=max_categories)
+    schema = schema if schema is not None else _dtype_schema(frame)
     wanted = [(c, 'numeric') for c in schema.get('numeric', [])] + [(c, 'categorical') for c in schema.get('categorical', [])]
     if not wanted: raise DataError("the schema lists no numeric or categorical column to profile")
     if len(frame) == 0: raise DataError("reference frame has no rows; profile the training data")
@@ -136,33 +130,49 @@ def reference_profile(frame: pd.DataFrame,  # the training rows (features; other
     for column, source_type in wanted:
         if column not in frame.columns:
             raise DataError(f"reference frame has no column {column!r} that the schema lists.{did_you_mean(column, frame.columns)}")
-        values = frame[column]
-        n_missing = int(values.isna().sum())
-        entry = dict(dtype=str(values.dtype), count=int(len(values) - n_missing), missing=n_missing,
-                     missing_share=n_missing / len(values))
-        if entry['count'] == 0: raise DataError(f"reference frame: column {column!r} has no values")
-        if source_type == 'numeric':
-            numbers = _numeric_values(values, column, 'reference frame')
-            entry.update(_numeric_entry(numbers, n_bins, n_quantiles, sample_size))
-            n_distinct = 1 + np.count_nonzero(np.diff(numbers))
-            if n_distinct <= MAX_DISCRETE_VALUES:
-                entry.update(_frequency_entry(pd.Series(numbers).value_counts(sort=False), max_categories))
-                entry['values'] = [float(v) for v in entry['values']]
-                entry['kind'] = 'binary' if n_distinct == 2 else 'categorical'
-            else:
-                entry['kind'] = 'numeric'
-            entry['value_type'] = 'number'
-        else:
-            entry.update(_frequency_entry(_text_counts(values), max_categories))
-            entry['kind'] = 'binary' if entry['n_unique'] == 2 else 'categorical'
-            entry['value_type'] = 'text'
-        columns[column] = entry
+        columns[column] = _column_profile(frame[column], column, source_type, n_bins, n_quantiles, sample_size, max_categories)
+    return dict(format=PROFILE_FORMAT, rows=int(len(frame)), n_bins=n_bins, n_quantiles=n_quantiles,
+                sample_size=sample_size, columns=columns, skipped=_skipped_columns(schema),
+                created=datetime.now(timezone.utc).isoformat(timespec='seconds'))
+
+# %% ../nbs/10_monitor.ipynb #0842dba2
+def _check_profile_options(**options):
+    "ParamError unless each option is an integer at or above its lowest sensible value."
+    lowest = dict(n_bins=1, n_quantiles=3, sample_size=0, max_categories=1)
+    for name, value in options.items():
+        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < lowest[name]:
+            raise ParamError(f"{name} must be an integer >= {lowest[name]}, got {value!r}")
+
+def _dtype_schema(frame: pd.DataFrame) -> dict:
+    "A schema from the dtypes alone: numbers and booleans numeric, the rest categorical."
+    numeric = [c for c in frame.columns if pd.api.types.is_numeric_dtype(frame[c]) or pd.api.types.is_bool_dtype(frame[c])]
+    return dict(target=None, numeric=numeric, categorical=[c for c in frame.columns if c not in numeric],
+                datetime=[], excluded={})
+
+def _skipped_columns(schema: dict) -> dict:
+    "{column: why it is not profiled}: datetimes, excluded columns, the target."
     skipped = {c: 'datetime column (not tested for drift)' for c in schema.get('datetime', [])}
     skipped.update({c: f"excluded by the schema: {r}" for c, r in (schema.get('excluded') or {}).items()})
     if schema.get('target') is not None: skipped[schema['target']] = 'target'
-    return dict(format=PROFILE_FORMAT, rows=int(len(frame)), n_bins=n_bins, n_quantiles=n_quantiles,
-                sample_size=sample_size, columns=columns, skipped=skipped,
-                created=datetime.now(timezone.utc).isoformat(timespec='seconds'))
+    return skipped
+
+def _column_profile(values: pd.Series, column: str, source_type: str, n_bins: int, n_quantiles: int,
+                    sample_size: int, max_categories: int) -> dict:
+    "The profile entry of one column: counts and missing share, then its numeric or frequency summary."
+    n_missing = int(values.isna().sum())
+    entry = dict(dtype=str(values.dtype), count=int(len(values) - n_missing), missing=n_missing,
+                 missing_share=n_missing / len(values))
+    if entry['count'] == 0: raise DataError(f"reference frame: column {column!r} has no values")
+    if source_type == 'categorical':
+        entry.update(_frequency_entry(_text_counts(values), max_categories))
+        return entry | dict(kind='binary' if entry['n_unique'] == 2 else 'categorical', value_type='text')
+    numbers = _numeric_values(values, column, 'reference frame')
+    entry.update(_numeric_entry(numbers, n_bins, n_quantiles, sample_size))
+    n_distinct = 1 + np.count_nonzero(np.diff(numbers))
+    if n_distinct > MAX_DISCRETE_VALUES: return entry | dict(kind='numeric', value_type='number')
+    entry.update(_frequency_entry(pd.Series(numbers).value_counts(sort=False), max_categories))
+    entry['values'] = [float(v) for v in entry['values']]
+    return entry | dict(kind='binary' if n_distinct == 2 else 'categorical', value_type='number')
 
 # %% ../nbs/10_monitor.ipynb #f38731f4
 LOG_COLUMNS = ('request_id', 'row', 'time', 'model', 'prediction')
@@ -315,34 +325,109 @@ def _column_score(entry: dict,  # the column's profile entry
     raise ParamError(f"unknown drift method {method!r}; choose one of {', '.join(METHODS)}.{did_you_mean(method, METHODS)}")
 
 # %% ../nbs/10_monitor.ipynb #9ab97b31
+MIN_CURRENT_ROWS = 30  # no column is judged on fewer current values
+KS_DETECTABLE_GAP = 0.25  # the KS gap a judged column must be able to detect
+
+def _spread(entry: dict) -> float:
+    "J = integral of sqrt(F(1 - F)) dx of the reference, from its quantile sketch."
+    levels, quantiles = quantile_levels(entry['n_quantiles']), np.asarray(entry['quantiles'])
+    middle = (levels[1:] + levels[:-1]) / 2
+    return float(np.sum(np.sqrt(middle * (1 - middle)) * np.diff(quantiles)))
+
+def _reference_buckets(entry: dict) -> np.ndarray:
+    "The reference shares of the buckets that hold any reference value (categories and other, or bins)."
+    counts = np.asarray(entry['counts'] + [entry['other']] if 'values' in entry else entry['bin_counts'], dtype=float)
+    return counts[counts > 0] / counts.sum()
+
+def min_current_rows(entry: dict,  # the column's profile entry
+                     method: str,  # one of METHODS
+                     threshold: float,  # the method's threshold for this column
+                     ) -> int:
+    "Fewest current values for which `method` at `threshold` can tell drift from noise (see above)."
+    shares = _reference_buckets(entry)
+    if method == 'ks': need = (math.sqrt(-math.log(min(threshold, 1.0) / 2) / 2) / KS_DETECTABLE_GAP) ** 2
+    elif method == 'chi2': need = 5 * len(shares)
+    elif method == 'z': need = 5 / max(min(shares[0], 1 - shares[0]), 1e-9)
+    elif threshold <= 0: need = 0
+    elif method == 'jensenshannon': need = stats.chi2.ppf(0.99, max(len(shares) - 1, 1)) / (8 * threshold ** 2)
+    elif method == 'psi': need = stats.chi2.ppf(0.99, max(len(shares) - 1, 1)) / threshold
+    else: need = (1.5 * _spread(entry) / max(entry['std'], 0.001) / threshold) ** 2
+    return max(MIN_CURRENT_ROWS, math.ceil(need - 1e-9))   # 5 / 0.1 is 50, not 50.000000001
+
+# %% ../nbs/10_monitor.ipynb #1ff4425d
 @dataclass
 class DriftResult:
     "Per-column drift table and the data-set verdict (see `detect_drift`)."
-    table: pd.DataFrame  # one row per column: column, kind, method, score, threshold, drifted, ...
-    dataset_drift: bool  # share >= drift_share
-    share: float  # share of tested columns that drifted
+    table: pd.DataFrame  # one row per column: column, kind, method, score, threshold, judged, drifted, ...
+    dataset_drift: bool  # share >= drift_share, and enough rows to judge
+    share: float  # share of the judged columns that drifted
     drift_share: float  # the share at which the data set drifts
     rows_reference: int
     rows_current: int
     distributions: dict = field(default_factory=dict, repr=False)  # column -> labels, edges, reference and current shares
+    too_few_rows: bool = False  # fewer than half the tested columns had enough current values to judge
 
     @property
     def drifted_columns(self) -> list[str]:
         "The names of the columns that drifted, in table order."
         return self.table.loc[self.table['drifted'], 'column'].tolist()
 
+    @property
+    def verdict(self) -> str:
+        "'dataset drift', 'no dataset drift' or 'too few rows to judge'."
+        if self.too_few_rows: return 'too few rows to judge'
+        return 'dataset drift' if self.dataset_drift else 'no dataset drift'
+
+    @property
+    def message(self) -> str:
+        "One line for a person: the verdict and what it rests on."
+        judged = self.table[self.table['judged']]
+        if self.too_few_rows:
+            return (f"too few rows to judge: {self.rows_current} current rows; {len(judged)} of {len(self.table)} columns "
+                    f"have enough values (the fewest any column needs: {int(self.table['min_rows'].min())})")
+        return (f"{self.verdict}: {len(self.drifted_columns)} of {len(judged)} judged columns drifted (share {self.share:.2f}, "
+                f"threshold {self.drift_share}); drifted: {self.drifted_columns}")
+
     def to_dict(self) -> dict:
         "JSON-able summary (what a monitoring report saves as its drift verdict)."
-        return dict(dataset_drift=bool(self.dataset_drift), share=float(self.share), drift_share=self.drift_share,
+        return dict(dataset_drift=bool(self.dataset_drift), too_few_rows=bool(self.too_few_rows), verdict=self.verdict,
+                    message=self.message, share=float(self.share), drift_share=self.drift_share,
                     drifted_columns=self.drifted_columns, rows_reference=self.rows_reference,
                     rows_current=self.rows_current, columns=self.table.to_dict('records'))
 
-    def __repr__(self):
-        verdict = 'DATASET DRIFT' if self.dataset_drift else 'no dataset drift'
-        return (f"DriftResult({verdict}: {self.table['drifted'].sum()} of {len(self.table)} columns drifted "
-                f"(share {self.share:.2f}, threshold {self.drift_share}); drifted: {self.drifted_columns})")
+    def __repr__(self): return f"DriftResult({self.message})"
 
-# %% ../nbs/10_monitor.ipynb #d4d85af7
+# %% ../nbs/10_monitor.ipynb #edce200e
+def detect_drift(profile: dict,  # from `reference_profile` (or its JSON file, read with `core.read_json`)
+                 current,  # a DataFrame, a .csv/.parquet file or a prediction log (.jsonl)
+                 method: str | None = None,  # one method for every column (None: by kind and reference size)
+                 threshold: float | None = None,  # one threshold for every column (None: the method's default)
+                 column_methods: dict | None = None,  # {column: method}, overrides `method`
+                 column_thresholds: dict | None = None,  # {column: threshold}, overrides `threshold`
+                 drift_share: float = 0.5,  # the data set drifts when at least this share of judged columns drift
+                 columns: list | None = None,  # test only these profiled columns (None: all)
+                 small_reference: int = SMALL_REFERENCE,  # reference sizes up to this use tests, above it distances
+                 ) -> DriftResult:
+    "Test every profiled column of `current` against the reference `profile`; see `DriftResult`."
+    column_methods, column_thresholds, columns = _check_drift_options(profile, method, column_methods, column_thresholds,
+                                                                      drift_share, columns)
+    frame, source = _current_frame(current, columns)
+    rows, distributions = [], {}
+    for column in columns:
+        chosen = column_methods.get(column, method) or default_method(profile['columns'][column]['kind'],
+                                                                      profile['columns'][column]['count'], small_reference)
+        limit = column_thresholds.get(column, threshold if threshold is not None else DEFAULT_THRESHOLDS[chosen])
+        row, distributions[column] = _test_column(profile['columns'][column], frame[column], column, chosen, limit, source)
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    judged = table[table['judged']]
+    share = float(judged['drifted'].mean()) if len(judged) else 0.0
+    too_few = len(judged) < 0.5 * len(table)
+    return DriftResult(table=table, dataset_drift=not too_few and share >= drift_share, share=share, drift_share=drift_share,
+                       rows_reference=profile['rows'], rows_current=int(len(frame)), distributions=distributions,
+                       too_few_rows=too_few)
+
+# %% ../nbs/10_monitor.ipynb #1d586a18
 def _check_overrides(overrides: dict | None, columns: dict, what: str) -> dict:
     "Per-column overrides must name profiled columns."
     overrides = dict(overrides or {})
@@ -358,17 +443,8 @@ def _check_method(method, column: str | None = None) -> str:
         raise ParamError(f"unknown drift method {method!r}{where}; choose one of {', '.join(METHODS)}.{did_you_mean(str(method), METHODS)}")
     return method
 
-def detect_drift(profile: dict,  # from `reference_profile` (or its JSON file, read with `core.read_json`)
-                 current,  # a DataFrame, a .csv/.parquet file or a prediction log (.jsonl)
-                 method: str | None = None,  # one method for every column (None: by kind and reference size)
-                 threshold: float | None = None,  # one threshold for every column (None: the method's default)
-                 column_methods: dict | None = None,  # {column: method}, overrides `method`
-                 column_thresholds: dict | None = None,  # {column: threshold}, overrides `threshold`
-                 drift_share: float = 0.5,  # the data set drifts when at least this share of columns drift
-                 columns: list | None = None,  # test only these profiled columns (None: all)
-                 small_reference: int = SMALL_REFERENCE,  # reference sizes up to this use tests, above it distances
-                 ) -> DriftResult:
-    "Test every profiled column of `current` against the reference `profile`; see `DriftResult`."
+def _check_drift_options(profile, method, column_methods, column_thresholds, drift_share, columns) -> tuple[dict, dict, list]:
+    "(column_methods, column_thresholds, columns to test), checked against the profile."
     if not isinstance(profile, dict) or profile.get('format') != PROFILE_FORMAT:
         raise DataError(f"not a reference profile (expected format {PROFILE_FORMAT!r}); build one with reference_profile")
     if not 0 < drift_share <= 1: raise ParamError(f"drift_share must be in (0, 1], got {drift_share!r}")
@@ -377,8 +453,12 @@ def detect_drift(profile: dict,  # from `reference_profile` (or its JSON file, r
     column_methods = _check_overrides(column_methods, profiled, 'column_methods')
     column_thresholds = _check_overrides(column_thresholds, profiled, 'column_thresholds')
     for column, chosen in column_methods.items(): _check_method(chosen, column)
-    if columns is None: columns = list(profiled)
+    columns = list(profiled) if columns is None else list(columns)
     for column in columns: _check_overrides({column: None}, profiled, 'columns')
+    return column_methods, column_thresholds, columns
+
+def _current_frame(current, columns: list) -> tuple[pd.DataFrame, str]:
+    "The current data (see `read_current`), with rows and every column to test."
     frame, source = read_current(current)
     if len(frame) == 0: raise DataError(f"{source}: no rows to check")
     missing = [c for c in columns if c not in frame.columns]
@@ -386,87 +466,117 @@ def detect_drift(profile: dict,  # from `reference_profile` (or its JSON file, r
         raise DataError(f"{source}: missing column {missing[0]!r} that the model was trained on"
                         f"{' (and ' + str(len(missing) - 1) + ' more)' if len(missing) > 1 else ''}."
                         f"{did_you_mean(missing[0], frame.columns)}")
-    rows, distributions = [], {}
-    for column in columns:
-        entry = profiled[column]
-        values = frame[column]
-        n_missing = int(values.isna().sum())
-        if n_missing == len(values): raise DataError(f"{source}: column {column!r} has no values (all {n_missing} missing)")
-        if entry['value_type'] == 'number': current = _numeric_values(values, column, source)
-        else: current = _text_counts(values)
-        chosen = column_methods.get(column, method) or default_method(entry['kind'], entry['count'], small_reference)
-        if chosen not in METHODS_BY_KIND[entry['kind']] or (chosen in ('ks', 'wasserstein') and entry['value_type'] != 'number'):
-            raise ParamError(f"method {chosen!r} does not apply to {entry['kind']} column {column!r}")
-        limit = column_thresholds.get(column, threshold if threshold is not None else DEFAULT_THRESHOLDS[chosen])
-        buckets = _current_counts(entry, current)
-        score = _column_score(entry, current, chosen, buckets)
-        drifted = score < limit if chosen in P_VALUE_METHODS else score >= limit
-        rows.append(dict(column=column, kind=entry['kind'], method=chosen, score=score, threshold=float(limit),
-                         score_type='p_value' if chosen in P_VALUE_METHODS else 'distance', drifted=bool(drifted),
-                         reference_count=entry['count'], current_count=int(len(current) if entry['value_type'] == 'number' else current.sum()),
-                         reference_missing_share=entry['missing_share'], current_missing_share=n_missing / len(values)))
-        labels, ref_counts, cur_counts = buckets
-        distributions[column] = dict(kind=entry['kind'], labels=labels, edges=None if 'values' in entry else entry['bin_edges'],
-                                     reference=(ref_counts / ref_counts.sum()).tolist(), current=(cur_counts / cur_counts.sum()).tolist())
-    table = pd.DataFrame(rows)
-    share = float(table['drifted'].mean())
-    return DriftResult(table=table, dataset_drift=share >= drift_share, share=share, drift_share=drift_share,
-                       rows_reference=profile['rows'], rows_current=int(len(frame)), distributions=distributions)
+    return frame, source
+
+# %% ../nbs/10_monitor.ipynb #15bc7901
+def _test_column(entry: dict, values: pd.Series, column: str, method: str, limit: float, source: str) -> tuple[dict, dict]:
+    "(table row, distribution) of one column tested with `method` at threshold `limit`."
+    n_missing = int(values.isna().sum())
+    if n_missing == len(values): raise DataError(f"{source}: column {column!r} has no values (all {n_missing} missing)")
+    current = _numeric_values(values, column, source) if entry['value_type'] == 'number' else _text_counts(values)
+    if method not in METHODS_BY_KIND[entry['kind']] or (method in ('ks', 'wasserstein') and entry['value_type'] != 'number'):
+        raise ParamError(f"method {method!r} does not apply to {entry['kind']} column {column!r}")
+    buckets = _current_counts(entry, current)
+    score = _column_score(entry, current, method, buckets)
+    n_current = int(len(current) if entry['value_type'] == 'number' else current.sum())
+    min_rows = min_current_rows(entry, method, float(limit))
+    judged = n_current >= min_rows
+    drifted = judged and (score < limit if method in P_VALUE_METHODS else score >= limit)
+    row = dict(column=column, kind=entry['kind'], method=method, score=score, threshold=float(limit),
+               score_type='p_value' if method in P_VALUE_METHODS else 'distance', judged=bool(judged), drifted=bool(drifted),
+               min_rows=min_rows, reference_count=entry['count'], current_count=n_current,
+               reference_missing_share=entry['missing_share'], current_missing_share=n_missing / len(values))
+    labels, ref_counts, cur_counts = buckets
+    distribution = dict(kind=entry['kind'], labels=labels, edges=None if 'values' in entry else entry['bin_edges'],
+                        reference=(ref_counts / ref_counts.sum()).tolist(), current=(cur_counts / cur_counts.sum()).tolist())
+    return row, distribution
 
 # %% ../nbs/10_monitor.ipynb #1436bfa9
-def plot_drift_scores(result: DriftResult) -> 'matplotlib.figure.Figure':
-    "Horizontal bars of each column's drift score with its threshold; drifted columns in red."
-    import matplotlib.pyplot as plt
-    groups = [(kind, result.table[result.table['score_type'] == kind]) for kind in ('distance', 'p_value')]
+def _columns_to_show(table: pd.DataFrame, max_columns: int) -> pd.DataFrame:
+    "At most `max_columns` rows of the drift table, in table order: the drifted first, then the nearest their threshold."
+    if len(table) <= max_columns: return table
+    score, limit = table['score'].to_numpy(float), table['threshold'].to_numpy(float)
+    nearness = np.where(table['score_type'] == 'p_value', limit / np.maximum(score, 1e-300), score / np.maximum(limit, 1e-12))
+    order = np.lexsort((-nearness, ~table['drifted'].to_numpy(bool)))
+    return table.iloc[np.sort(order[:max_columns])]
+
+def _score_panel(ax, kind: str, rows: pd.DataFrame):
+    "One panel of drift scores (distances or p-values) with their thresholds."
+    from mlops_nb.evaluate import _short  # matplotlib only when plotting
+    y = np.arange(len(rows))
+    colours = np.where(~rows['judged'].to_numpy(bool), 'lightgrey', np.where(rows['drifted'], 'tab:red', 'tab:blue'))
+    ax.barh(y, rows['score'], color=colours)
+    ax.scatter(rows['threshold'], y, marker='|', s=300, color='black', label='threshold')
+    ax.set_yticks(y, [f"{_short(c)} ({m}{'' if j else ', too few rows'})" for c, m, j in zip(rows['column'], rows['method'], rows['judged'])])
+    ax.invert_yaxis()
+    if kind == 'p_value':
+        ax.set_xscale('log')
+        ax.set_xlim(max(min(rows['score'].min(), rows['threshold'].min()) / 2, 1e-300), 1.5)
+        ax.set_xlabel('p-value (drift when below the threshold)')
+    else: ax.set_xlabel('distance (drift when at or above the threshold)')
+    ax.legend(loc='lower right')
+
+def plot_drift_scores(result: DriftResult,
+                      max_columns: int = 30,  # bars drawn at most
+                      ) -> 'matplotlib.figure.Figure':
+    "Horizontal bars of each column's drift score with its threshold; drifted columns in red, not judged in grey."
+    from mlops_nb.evaluate import _new_figure  # matplotlib only when plotting
+    shown = _columns_to_show(result.table, max_columns)
+    groups = [(kind, shown[shown['score_type'] == kind]) for kind in ('distance', 'p_value')]
     groups = [(kind, rows) for kind, rows in groups if len(rows)]
-    fig, axes = plt.subplots(1, len(groups), figsize=(6 * len(groups), 0.4 * len(result.table) + 1.5), squeeze=False)
-    for ax, (kind, rows) in zip(axes[0], groups):
-        y = np.arange(len(rows))
-        ax.barh(y, rows['score'], color=np.where(rows['drifted'], 'tab:red', 'tab:blue'))
-        ax.scatter(rows['threshold'], y, marker='|', s=300, color='black', label='threshold')
-        ax.set_yticks(y, [f"{c} ({m})" for c, m in zip(rows['column'], rows['method'])])
-        ax.invert_yaxis()
-        if kind == 'p_value':
-            ax.set_xscale('log')
-            ax.set_xlim(max(min(rows['score'].min(), rows['threshold'].min()) / 2, 1e-300), 1.5)
-            ax.set_xlabel('p-value (drift when below the threshold)')
-        else: ax.set_xlabel('distance (drift when at or above the threshold)')
-        ax.legend(loc='lower right')
-    verdict = 'dataset drift' if result.dataset_drift else 'no dataset drift'
-    fig.suptitle(f"{verdict}: {len(result.drifted_columns)} of {len(result.table)} columns drifted "
-                 f"(share {result.share:.2f}, threshold {result.drift_share})")
-    fig.tight_layout()
+    fig, axes = _new_figure(6 * len(groups), 0.4 * len(shown) + 1.5, ncols=len(groups), squeeze=False)
+    for ax, (kind, rows) in zip(axes[0], groups): _score_panel(ax, kind, rows)
+    more = f"\n({len(shown)} of {len(result.table)} columns shown: the drifted, then the nearest their threshold)"
+    fig.suptitle(result.message.split('; drifted:')[0] + (more if len(shown) < len(result.table) else ''))
     return fig
 
+# %% ../nbs/10_monitor.ipynb #1ff399c7
+def _pooled_buckets(labels: list, reference: list, current: list, max_categories: int) -> tuple[list, np.ndarray, np.ndarray]:
+    "At most `max_categories` buckets: the largest (by either share), the rest pooled in a last 'other' bucket."
+    reference, current = np.asarray(reference, dtype=float), np.asarray(current, dtype=float)
+    if len(labels) <= max_categories: return [str(v) for v in labels], reference, current
+    keep = np.sort(np.argsort(-np.maximum(reference, current), kind='mergesort')[:max_categories - 1])
+    rest = np.setdiff1d(np.arange(len(labels)), keep)
+    names = [str(labels[i]) for i in keep] + [f'other ({len(rest)} values)']
+    return names, np.append(reference[keep], reference[rest].sum()), np.append(current[keep], current[rest].sum())
+
+def _distribution_panel(ax, column: str, d: dict, drifted: bool, max_categories: int):
+    "Reference against current shares of one column: densities over quantile bins, or bars per category."
+    from mlops_nb.evaluate import _short  # matplotlib only when plotting
+    if d['edges'] is not None:
+        edges = np.asarray(d['edges'])
+        widths = np.maximum(np.diff(edges), 1e-12)
+        for shares, label, colour in [(d['reference'], 'reference', 'tab:blue'), (d['current'], 'current', 'tab:orange')]:
+            ax.stairs(np.asarray(shares) / widths, edges, label=label, color=colour, fill=label == 'reference',
+                      alpha=0.4 if label == 'reference' else 1.0, linewidth=2)
+        ax.set_ylabel('density')
+    else:
+        names, reference, current = _pooled_buckets(d['labels'], d['reference'], d['current'], max_categories)
+        x = np.arange(len(names))
+        ax.bar(x - 0.2, reference, 0.4, label='reference', color='tab:blue', alpha=0.6)
+        ax.bar(x + 0.2, current, 0.4, label='current', color='tab:orange')
+        ax.set_xticks(x, [_short(v, 20) for v in names], rotation=45 if len(x) > 6 else 0)
+        ax.set_ylabel('share')
+    ax.set_title(f"{_short(column)}{' - DRIFT' if drifted else ''}", color='tab:red' if drifted else 'black')
+    ax.legend(fontsize=8)
+
 def plot_distributions(result: DriftResult,
-                       columns: list | None = None,  # columns to draw (None: all tested)
+                       columns: list | None = None,  # columns to draw (None: the drifted first, then the others)
                        ncols: int = 3,  # panels per row
+                       max_columns: int = 12,  # panels drawn at most
+                       max_categories: int = 20,  # bars per categorical panel at most (the rest pooled)
                        ) -> 'matplotlib.figure.Figure':
     "Reference against current distribution of each column (quantile-bin densities or category shares)."
-    import matplotlib.pyplot as plt
-    columns = list(result.distributions) if columns is None else columns
-    nrows = max(1, math.ceil(len(columns) / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(5 * ncols, 3.2 * nrows), squeeze=False)
+    from mlops_nb.evaluate import _new_figure  # matplotlib only when plotting
     drifted = set(result.drifted_columns)
-    for ax, column in zip(axes.flat, columns):
-        d = result.distributions[column]
-        if d['edges'] is not None:
-            edges = np.asarray(d['edges'])
-            widths = np.maximum(np.diff(edges), 1e-12)
-            for shares, label, colour in [(d['reference'], 'reference', 'tab:blue'), (d['current'], 'current', 'tab:orange')]:
-                ax.stairs(np.asarray(shares) / widths, edges, label=label, color=colour, fill=label == 'reference',
-                          alpha=0.4 if label == 'reference' else 1.0, linewidth=2)
-            ax.set_ylabel('density')
-        else:
-            x = np.arange(len(d['labels']))
-            ax.bar(x - 0.2, d['reference'], 0.4, label='reference', color='tab:blue', alpha=0.6)
-            ax.bar(x + 0.2, d['current'], 0.4, label='current', color='tab:orange')
-            ax.set_xticks(x, [str(v) for v in d['labels']], rotation=45 if len(x) > 6 else 0)
-            ax.set_ylabel('share')
-        ax.set_title(f"{column}{' - DRIFT' if column in drifted else ''}", color='tab:red' if column in drifted else 'black')
-        ax.legend(fontsize=8)
-    for ax in list(axes.flat)[len(columns):]: ax.axis('off')
-    fig.tight_layout()
+    if columns is None: columns = sorted(result.distributions, key=lambda c: c not in drifted)   # stable: table order
+    shown = list(columns)[:max_columns]
+    ncols = max(1, min(ncols, len(shown)))
+    nrows = max(1, math.ceil(len(shown) / ncols))
+    fig, axes = _new_figure(5 * ncols, 3.2 * nrows, ncols=ncols, nrows=nrows, squeeze=False)
+    for ax, column in zip(axes.flat, shown): _distribution_panel(ax, column, result.distributions[column], column in drifted, max_categories)
+    for ax in list(axes.flat)[len(shown):]: ax.axis('off')
+    if len(shown) < len(columns): fig.suptitle(f"{len(shown)} of {len(columns)} columns (the drifted first)")
     return fig
 
 # %% ../nbs/10_monitor.ipynb #9ffc5a6a
@@ -492,6 +602,36 @@ def drift_report(profile: dict | str | Path,  # a reference profile, or its JSON
 def _label_text(values: pd.Series) -> pd.Series:
     return _as_text(values).astype(object)
 
+def _join_labels(log: pd.DataFrame, labels: pd.DataFrame, source: str) -> pd.DataFrame:
+    "The log with a `label` column: each label matched to its logged prediction by (request_id, row)."
+    for column in ('request_id', 'row', 'label'):
+        if column not in labels.columns:
+            raise DataError(f"{source}: missing column {column!r}; a labels file has request_id, row and label."
+                            f"{did_you_mean(column, labels.columns)}")
+    keys = lambda frame: frame['request_id'].astype(str) + '#' + frame['row'].astype(int).astype(str)
+    labels = labels.assign(_key=keys(labels)).drop_duplicates('_key', keep='last').set_index('_key')['label']
+    joined = log.assign(label=keys(log).map(labels).to_numpy())
+    if joined['label'].notna().sum() == 0: raise DataError(f"{source}: no label matches a logged prediction (request_id, row)")
+    if joined['time'].isna().any(): raise DataError("prediction log: some rows have no valid time")
+    return joined
+
+def _window_quality(labelled: pd.DataFrame,  # the labelled rows of one window
+                    task: str,  # 'classification' or 'regression'
+                    probability_columns: list,  # probability_<class> columns of the log
+                    ) -> dict:
+    "accuracy and ROC AUC (classification), or MAE and RMSE (regression), of one window's labelled rows."
+    if task == 'regression':
+        error = pd.to_numeric(labelled['prediction']) - pd.to_numeric(labelled['label'])
+        return dict(mae=float(error.abs().mean()) if len(labelled) else np.nan,
+                    rmse=float(np.sqrt((error ** 2).mean())) if len(labelled) else np.nan)
+    truth, predicted = _label_text(labelled['label']), _label_text(labelled['prediction'])
+    quality = dict(accuracy=float((truth == predicted).mean()) if len(labelled) else np.nan, roc_auc=np.nan)
+    if len(probability_columns) == 2 and truth.nunique() == 2:
+        from sklearn.metrics import roc_auc_score  # scikit-learn only when there is an AUC to compute
+        positive = probability_columns[1]  # the server writes classes in the model's order
+        quality['roc_auc'] = float(roc_auc_score(truth == positive.removeprefix('probability_'), labelled[positive]))
+    return quality
+
 def quality_over_time(log: pd.DataFrame | str | Path,  # `read_prediction_log` output or the log file
                       labels: pd.DataFrame | str | Path,  # request_id, row, label (a frame or a .csv/.parquet file)
                       freq: str = '1D',  # window length (a pandas frequency: '1h', '1D', '7D')
@@ -501,42 +641,21 @@ def quality_over_time(log: pd.DataFrame | str | Path,  # `read_prediction_log` o
     if isinstance(log, (str, Path)): log = read_prediction_log(log)
     if isinstance(labels, (str, Path)): labels, source = read_current(labels)
     else: source = 'labels'
-    for column in ('request_id', 'row', 'label'):
-        if column not in labels.columns:
-            raise DataError(f"{source}: missing column {column!r}; a labels file has request_id, row and label."
-                            f"{did_you_mean(column, labels.columns)}")
     if task not in ('auto', 'classification', 'regression'):
         raise ParamError(f"task must be 'auto', 'classification' or 'regression', got {task!r}")
     probability_columns = [c for c in log.columns if str(c).startswith('probability_')]
     if task == 'auto': task = 'classification' if probability_columns else 'regression'
-    keys = lambda frame: frame['request_id'].astype(str) + '#' + frame['row'].astype(int).astype(str)
-    labels = labels.assign(_key=keys(labels)).drop_duplicates('_key', keep='last').set_index('_key')['label']
-    joined = log.assign(label=keys(log).map(labels).to_numpy())
-    if joined['label'].notna().sum() == 0: raise DataError(f"{source}: no label matches a logged prediction (request_id, row)")
-    if joined['time'].isna().any(): raise DataError("prediction log: some rows have no valid time")
     windows = []
-    for start, window in joined.groupby(pd.Grouper(key='time', freq=freq)):
+    for start, window in _join_labels(log, labels, source).groupby(pd.Grouper(key='time', freq=freq)):
         labelled = window[window['label'].notna()]
-        row = dict(window_start=start, predicted=len(window), labelled=len(labelled))
-        if task == 'classification':
-            truth, predicted = _label_text(labelled['label']), _label_text(labelled['prediction'])
-            row['accuracy'] = float((truth == predicted).mean()) if len(labelled) else np.nan
-            row['roc_auc'] = np.nan
-            if len(probability_columns) == 2 and truth.nunique() == 2:
-                from sklearn.metrics import roc_auc_score
-                positive = probability_columns[1]  # the server writes classes in the model's order
-                row['roc_auc'] = float(roc_auc_score(truth == positive.removeprefix('probability_'), labelled[positive]))
-        else:
-            error = pd.to_numeric(labelled['prediction']) - pd.to_numeric(labelled['label'])
-            row['mae'] = float(error.abs().mean()) if len(labelled) else np.nan
-            row['rmse'] = float(np.sqrt((error ** 2).mean())) if len(labelled) else np.nan
-        windows.append(row)
+        windows.append(dict(window_start=start, predicted=len(window), labelled=len(labelled))
+                       | _window_quality(labelled, task, probability_columns))
     return pd.DataFrame(windows)
 
 def plot_quality_over_time(quality: pd.DataFrame) -> 'matplotlib.figure.Figure':
     "Quality metrics per window (lines) above the labelled row counts (bars)."
-    import matplotlib.pyplot as plt
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 5), sharex=True, height_ratios=[2, 1])
+    from mlops_nb.evaluate import _new_figure  # matplotlib only when plotting
+    fig, (top, bottom) = _new_figure(9, 5, nrows=2, sharex=True, height_ratios=[2, 1])
     for metric in [c for c in ('accuracy', 'roc_auc', 'mae', 'rmse') if c in quality.columns]:
         top.plot(quality['window_start'], quality[metric], marker='o', label=metric)
     top.set_ylabel('quality'); top.legend(); top.grid(alpha=0.3)
@@ -544,8 +663,7 @@ def plot_quality_over_time(quality: pd.DataFrame) -> 'matplotlib.figure.Figure':
     bottom.bar(quality['window_start'], quality['predicted'], width=width, color='lightgrey', label='predicted')
     bottom.bar(quality['window_start'], quality['labelled'], width=width, color='tab:blue', label='labelled')
     bottom.set_ylabel('rows'); bottom.legend()
-    fig.autofmt_xdate()
-    fig.tight_layout()
+    bottom.tick_params(axis='x', labelrotation=30)
     return fig
 
 # %% ../nbs/10_monitor.ipynb #3c7006bf
@@ -602,7 +720,7 @@ def _fail_report(staging: Path, error: BaseException) -> NoReturn:
                         f"Executed notebook kept in {kept}", kept, getattr(error, 'cell', None),
                         getattr(error, 'ename', type(error).__name__), getattr(error, 'evalue', str(error))) from None
 
-# %% ../nbs/10_monitor.ipynb #dbfb53f6
+# %% ../nbs/10_monitor.ipynb #d1beedb4
 def monitor_run(run: str | Path | None,  # a run id or run directory (None: the newest complete run)
                 current: str | Path | None = None,  # .csv/.parquet/.jsonl file (None: the model's prediction log)
                 runs_dir: str | Path = 'runs',  # where run ids are looked up
@@ -628,12 +746,12 @@ def monitor_run(run: str | Path | None,  # a run id or run directory (None: the 
     staging.path.mkdir(parents=True, exist_ok=True)
     try:
         executed = execute_notebook(notebook, staging.executed_notebook(notebook), params, progress=progress)
-        drifted = bool(read_json(staging.drift)['dataset_drift'])
-        write_html_report(executed, staging.report, f"Monitoring of run {run.id}", banner=_verdict(drifted, params),
+        verdict = read_json(staging.drift)
+        write_html_report(executed, staging.report, f"Monitoring of run {run.id}", banner=_verdict(verdict, params),
                           declared=notebook_parameters(notebook), hide_code=True)
     except Exception as e: _fail_report(staging.path, e)
     os.replace(staging.path, report.path)
-    return report.report, drifted
+    return report.report, bool(verdict['dataset_drift'])
 
-def _verdict(drifted: bool, params: dict) -> str:
-    return f"{'dataset drift' if drifted else 'no dataset drift'} (current data: {Path(params['current']).name})"
+def _verdict(verdict: dict, params: dict) -> str:
+    return f"{verdict.get('verdict') or verdict['dataset_drift']} (current data: {Path(params['current']).name})"

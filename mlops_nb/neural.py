@@ -58,6 +58,28 @@ def _loss_on(network, X, y, loss_fn, batch_size=65536) -> float:
             total += loss_fn(network(X[chunk]), y[chunk]).item() * len(X[chunk])
     return total / len(X)
 
+def _train_epoch(network, optimizer, X_train, y_train, loss_fn, batch_size: int, generator) -> float:
+    "One pass over shuffled mini-batches; the mean training loss of the pass."
+    network.train()
+    n_samples = len(X_train)
+    order = torch.randperm(n_samples, generator=generator).to(X_train.device)
+    loss_sum = torch.zeros((), device=X_train.device)  # summed on the tensor side: no sync per batch
+    for start in range(0, n_samples, batch_size):
+        batch = order[start:start + batch_size]
+        optimizer.zero_grad(set_to_none=True)
+        loss = loss_fn(network(X_train[batch]), y_train[batch])
+        loss.backward()
+        optimizer.step()
+        loss_sum += loss.detach() * len(batch)
+    return loss_sum.item() / n_samples
+
+def _keep_best(best: dict, network, record: dict) -> None:
+    "Early stopping's bookkeeping: a copy of the weights of the best validation epoch, and the epochs since."
+    if record['valid_loss'] < best['loss']:
+        best.update(loss=record['valid_loss'], epoch=record['epoch'], stale=0,
+                    state={name: value.detach().clone() for name, value in network.state_dict().items()})
+    else: best['stale'] += 1
+
 def train_network(network: nn.Module,  # the model to train, on the same device as the data
                   X_train: torch.Tensor,  # float32 features, shape (n, n_features)
                   y_train: torch.Tensor,  # targets in the form `loss_fn` expects
@@ -74,38 +96,24 @@ def train_network(network: nn.Module,  # the model to train, on the same device 
                   ) -> tuple[list[dict], int]:
     "Train `network` in place with AdamW on shuffled mini-batches; return `(history, best_epoch)`."
     optimizer = torch.optim.AdamW(network.parameters(), lr=learning_rate, weight_decay=weight_decay)
-    n_samples = len(X_train)
-    history, best_loss, best_state, best_epoch, stale_epochs = [], math.inf, None, None, 0
+    history, best = [], {'loss': math.inf, 'state': None, 'epoch': None, 'stale': 0}
     bar = tqdm(range(1, max_epochs + 1), desc='epochs', disable=not progress, leave=False)
     for epoch in bar:
-        network.train()
-        order = torch.randperm(n_samples, generator=generator).to(X_train.device)
-        loss_sum = torch.zeros((), device=X_train.device)  # summed on the tensor side: no sync per batch
-        for start in range(0, n_samples, batch_size):
-            batch = order[start:start + batch_size]
-            optimizer.zero_grad(set_to_none=True)
-            loss = loss_fn(network(X_train[batch]), y_train[batch])
-            loss.backward()
-            optimizer.step()
-            loss_sum += loss.detach() * len(batch)
-        record = {'epoch': epoch, 'train_loss': loss_sum.item() / n_samples, 'valid_loss': None}
+        record = {'epoch': epoch, 'valid_loss': None,
+                  'train_loss': _train_epoch(network, optimizer, X_train, y_train, loss_fn, batch_size, generator)}
         if not math.isfinite(record['train_loss']):
             raise ModelError(f"training diverged at epoch {epoch} (the training loss is {record['train_loss']}); "
                              "lower learning_rate or check the scale of the features")
         if X_valid is not None:
             record['valid_loss'] = _loss_on(network, X_valid, y_valid, loss_fn)
-            if record['valid_loss'] < best_loss:
-                best_loss, best_epoch, stale_epochs = record['valid_loss'], epoch, 0
-                best_state = {name: value.detach().clone() for name, value in network.state_dict().items()}
-            else: stale_epochs += 1
-        history.append(record)
+            _keep_best(best, network, record)
+        history.append({key: record[key] for key in ('epoch', 'train_loss', 'valid_loss')})
         bar.set_postfix(train_loss=f"{record['train_loss']:.4f}", valid_loss=f"{record['valid_loss'] or math.nan:.4f}")
-        if X_valid is not None and stale_epochs >= patience: break
+        if X_valid is not None and best['stale'] >= patience: break
     bar.close()
-    if best_state is not None: network.load_state_dict(best_state)
-    else: best_epoch = len(history)
+    if best['state'] is not None: network.load_state_dict(best['state'])
     network.eval()
-    return history, best_epoch
+    return history, best['epoch'] if best['state'] is not None else len(history)
 
 # %% ../nbs/04a_neural.ipynb #dc19fbc0
 def _check_positive_int(name, value, minimum=1):

@@ -217,35 +217,33 @@ def metrics_table(metrics: dict,  # {model: {metric: value}}
     return table.rename_axis(f"metric{direction}")
 
 # %% ../nbs/07_pipeline.ipynb #b01895ad
-def _task_figures(fitted: dict, data: PreparedData, seed: int) -> dict:
-    "`{plot name: figure}` for the run's task (no file written)."
-    figures = {}
+def _task_figures(fitted: dict, data: PreparedData, seed: int):
+    "Yield `(plot name, figure)` for the run's task, one figure at a time (no file written)."
     if data.task == 'binary':
         curves = binary_scores(fitted, data.X_test, data.y_test)
-        figures.update(roc=plot_roc_curves(curves), precision_recall=plot_precision_recall_curves(curves),
-                       calibration=plot_calibration(curves))
+        yield 'roc', plot_roc_curves(curves)
+        yield 'precision_recall', plot_precision_recall_curves(curves)
+        yield 'calibration', plot_calibration(curves)
     for name, model in fitted.items():
         if data.task == 'regression':
             predicted = model.predict(data.X_test)
-            figures[f'predicted_vs_actual_{name}'] = plot_predicted_vs_actual(data.y_test, predicted, name=name)
-            figures[f'residuals_{name}'] = plot_residuals(data.y_test, predicted, name=name)
+            yield f'predicted_vs_actual_{name}', plot_predicted_vs_actual(data.y_test, predicted, name=name)
+            yield f'residuals_{name}', plot_residuals(data.y_test, predicted, name=name)
         else:
-            figures[f'confusion_matrix_{name}'] = plot_confusion_matrix(
+            yield f'confusion_matrix_{name}', plot_confusion_matrix(
                 data.y_test, model.predict(data.X_test), labels=model.classes_, title=f'Confusion matrix: {name}')
         if name == 'rf':
-            figures['feature_importance_rf'] = plot_feature_importance(model, data.X_test, data.y_test, task=data.task,
-                                                                       seed=seed, title='Feature importance: rf')
+            yield 'feature_importance_rf', plot_feature_importance(model, data.X_test, data.y_test, task=data.task,
+                                                                   seed=seed, title='Feature importance: rf')
         if getattr(model[-1], 'history_', None):
-            figures[f'loss_curves_{name}'] = plot_loss_curves(model[-1], title=f'Loss curves: {name}')
-    return figures
+            yield f'loss_curves_{name}', plot_loss_curves(model[-1], title=f'Loss curves: {name}')
 
 def plot_models(fitted: dict,  # from `train_models`
                 data: PreparedData,
                 run: NotebookRun,  # the run whose plots they are
                 ) -> dict:
-    "Draw the task's plots for all models and save them in the run as PNG; return `{plot name: path}`."
-    figures = _task_figures(fitted, data, run.params['seed'])
-    return {name: save_figure(figure, run.dir.plot(name)) for name, figure in figures.items()}
+    "Draw the task's plots for all models and save each in the run as PNG as soon as it is drawn; `{plot name: path}`."
+    return {name: save_figure(figure, run.dir.plot(name)) for name, figure in _task_figures(fitted, data, run.params['seed'])}
 
 # %% ../nbs/07_pipeline.ipynb #c83c5a35
 def prediction_frame(model, data: PreparedData) -> pd.DataFrame:

@@ -18,8 +18,10 @@ from pathlib import Path
 import jinja2
 import nbformat
 import papermill
+import zmq
 from nbconvert import HTMLExporter
 from papermill.exceptions import PapermillExecutionError
+from traitlets.config import Config
 
 from . import vocabulary
 from .core import MlopsError, ParamError, atomic_write_text, did_you_mean, project_path, project_root
@@ -27,7 +29,7 @@ from .data import SUPPORTED_EXTENSIONS
 
 # %% auto #0
 __all__ = ['KERNEL_NAME', 'package_notebook', 'split_comment', 'Rule', 'parse_rule', 'convert_parameter', 'allowed', 'check_rule',
-           'Parameter', 'notebook_parameters', 'parameter_table', 'check_parameters', 'NotebookError',
+           'Parameter', 'notebook_parameters', 'parameter_table', 'check_parameters', 'NotebookError', 'kernel_options',
            'execute_notebook', 'write_html_report']
 
 # %% ../nbs/06b_runner.ipynb #16e3d718
@@ -322,6 +324,14 @@ def _cell_error(e: PapermillExecutionError, executed: Path) -> NotebookError:
                          f"with {e.ename}: {e.evalue}\nThe executed notebook, with the traceback, is kept at {executed}",
                          executed, e.cell_index, e.ename, e.evalue)
 
+# %% ../nbs/06b_runner.ipynb #53ca5a8b
+def kernel_options() -> dict:
+    "Keyword arguments for `papermill.execute_notebook` that start its kernel with encrypted (CurveZMQ) transport."
+    # 'auto' encrypts when the kernelspec declares support; a pyzmq built without libsodium cannot,
+    # and jupyter_client refuses 'auto' there, so such a machine keeps the plain transport.
+    policy = 'auto' if zmq.has('curve') else 'disabled'
+    return {'config': Config({'KernelManager': {'transport_encryption': policy}})}
+
 # %% ../nbs/06b_runner.ipynb #d93d7869
 def execute_notebook(notebook: str | Path,  # the notebook to run
                      executed: str | Path,  # where the executed copy is written (cell by cell)
@@ -334,7 +344,7 @@ def execute_notebook(notebook: str | Path,  # the notebook to run
     try:
         papermill.execute_notebook(str(notebook), str(executed), parameters=parameters, kernel_name=KERNEL_NAME,
                                    progress_bar=progress, request_save_on_cell_execute=True,
-                                   cwd=str(cwd or project_path('.')))
+                                   cwd=str(cwd or project_path('.')), **kernel_options())
     except PapermillExecutionError as e: raise _cell_error(e, executed) from None
     except Exception as e:  # the kernel died or papermill failed: the same kind of error for the caller
         raise NotebookError(f"the notebook stopped: {type(e).__name__}: {e}", executed, None, type(e).__name__, str(e)) from e
@@ -383,9 +393,9 @@ def write_html_report(executed: str | Path,  # an executed notebook
     nb = nbformat.read(executed, as_version=4)
     _fold_parameters(nb, declared)
     nb.metadata['title'] = title
-    exporter = HTMLExporter(template_file='mlops_report.html.j2', embed_images=True, exclude_input=hide_code,
+    exporter = HTMLExporter(template_file='mlops_report.j2', embed_images=True, exclude_input=hide_code,
                             exclude_input_prompt=hide_code, exclude_output_prompt=hide_code,
-                            extra_loaders=[jinja2.DictLoader({'mlops_report.html.j2': _REPORT_TEMPLATE})])
+                            extra_loaders=[jinja2.DictLoader({'mlops_report.j2': _REPORT_TEMPLATE})])
     resources = {'mlops_title': html.escape(title), 'mlops_banner': html.escape(banner), 'mlops_status': status}
     body, _ = exporter.from_notebook_node(nb, resources=resources)
     return atomic_write_text(path, body)

@@ -2,14 +2,15 @@
 documented handled result, never another exception. The rules are in nbs/01_data.ipynb."""
 import gzip
 import string
+from datetime import datetime
 
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import event, given, settings, strategies as st
 
 from mlops_nb.core import DataError, MlopsError, reference_data
-from mlops_nb.data import feature_columns, infer_schema, load_table, split, validate
+from mlops_nb.data import feature_columns, infer_schema, load_table, parse_datetime, split, validate
 
 
 def _parquet_bytes(frame: pd.DataFrame) -> bytes:
@@ -241,6 +242,25 @@ def test_any_bytes_give_a_table_or_a_data_error(tmp_path_factory, data, suffix):
         assert isinstance(frame, pd.DataFrame) and len(frame) > 0
 
 
+def check_table(frame: pd.DataFrame, target: str, task: str = 'auto'):
+    "validate, infer_schema and the date parsing of a loaded table: a valid result or an MlopsError with a message."
+    try:
+        clean, findings = validate(frame, target, task=task, test_size=0.5)
+    except MlopsError as error:
+        assert str(error).strip()
+        event(f'validate: {type(error).__name__}')
+        return
+    event('validate: a result')
+    assert findings['rows'] == len(clean) > 0
+    schema = infer_schema(clean, target)
+    if schema['datetime']: event('schema: a datetime column')
+    if any(r.startswith('dates that cannot') for r in schema['excluded'].values()): event('schema: dates refused')
+    assert target not in feature_columns(schema)
+    for column in schema['datetime']:
+        parsed = parse_datetime(clean[column], schema['datetime_formats'].get(column))
+        assert pd.api.types.is_datetime64_any_dtype(parsed) and len(parsed) == len(clean)
+
+
 @settings(max_examples=150)
 @given(data=st.text(alphabet=string.ascii_letters + string.digits + ',"\n\r.-' + 'é', max_size=120))
 def test_any_csv_text_gives_a_table_or_a_data_error(tmp_path_factory, data):
@@ -252,6 +272,108 @@ def test_any_csv_text_gives_a_table_or_a_data_error(tmp_path_factory, data):
         assert 'fuzz.csv' in str(error)
     else:
         assert len(frame) > 0 and not frame.columns.duplicated().any()
+        check_table(frame, str(frame.columns[0]))
+
+
+# CSV-shaped text whose cells are what real files hold: numbers, infinities, blanks, words, quoted
+# commas, and dates written every way (ISO, day-first, month-first, with times). Each column draws its
+# cells from one kind (or from all kinds mixed), and the target from a few labels, so that the fuzzing
+# reaches validate's and infer_schema's deeper paths rather than stopping at the parser.
+date_cells = st.one_of(
+    st.builds(lambda d, m, y, sep: f'{d}{sep}{m}{sep}{y}', st.integers(0, 32), st.integers(0, 14),
+              st.sampled_from(['2023', '23', '1999']), st.sampled_from(['/', '-', '.'])),
+    st.builds(lambda d, t: f'{d} {t}', st.sampled_from(['05/11/2023', '13/11/2023', '11/13/2023', '2023-11-05']),
+              st.sampled_from(['10:15', '10:15:02', '25:99', '10:15 PM', '10:15+02:00'])),
+    st.dates().map(str))
+number_cells = st.one_of(st.integers(-10**6, 10**6).map(str), st.floats(allow_nan=True, allow_infinity=True).map(repr))
+word_cells = st.sampled_from(['', 'NA', 'yes', 'no', 'x y', '"a,b"', 'é', 'unknown', 'inf'])
+any_cells = st.one_of(date_cells, number_cells, word_cells)
+target_cells = st.one_of(st.sampled_from(['yes', 'no']), st.sampled_from(['0', '1', '2', '', '1.5', 'inf']))
+DATE_LAYOUTS = ['%d/%m/%Y', '%m/%d/%Y', '%Y-%m-%d', '%d.%m.%y %H:%M', '%m-%d-%Y %I:%M %p', '%Y-%m-%dT%H:%M:%S']
+valid_dates = st.datetimes(min_value=datetime(1990, 1, 1), max_value=datetime(2030, 12, 31))
+
+def csv_column(n: int):
+    "n cells of one kind, of all kinds mixed, or valid dates in one layout (or two layouts mixed)."
+    return st.one_of(
+        st.sampled_from([date_cells, number_cells, word_cells, any_cells]).flatmap(lambda cells: st.lists(cells, min_size=n, max_size=n)),
+        st.lists(st.sampled_from(DATE_LAYOUTS), min_size=1, max_size=2).flatmap(lambda layouts: st.lists(
+            st.tuples(valid_dates, st.sampled_from(layouts)).map(lambda d: d[0].strftime(d[1])), min_size=n, max_size=n)))
+
+csv_tables = st.integers(1, 40).flatmap(lambda n: st.tuples(
+    st.lists(st.tuples(st.sampled_from(['a', 'b', 'when', 'y']), csv_column(n)),
+             min_size=1, max_size=3, unique_by=lambda column: column[0]),   # duplicate names: see LOAD_ERRORS
+    st.one_of(st.lists(st.sampled_from(['yes', 'no']), min_size=n, max_size=n),    # clean labels,
+              st.lists(st.floats(-1e6, 1e6).map(repr), min_size=n, max_size=n),    # a clean regression target,
+              st.lists(target_cells, min_size=n, max_size=n))))                    # or a messy one
+
+
+@settings(max_examples=300, deadline=None)
+@given(table=csv_tables, task=st.sampled_from(['auto', 'auto', 'binary', 'multiclass', 'regression']))
+def test_any_csv_table_loads_and_validates_or_gives_an_mlops_error(tmp_path_factory, table, task):
+    columns, target = table
+    header = [name for name, _ in columns] + ['target']
+    rows = zip(*[cells for _, cells in columns], target)
+    path = tmp_path_factory.mktemp('fuzz') / 'table.csv'
+    path.write_text('\n'.join([','.join(header)] + [','.join(row) for row in rows]) + '\n', encoding='utf-8')
+    try:
+        frame = load_table(path)
+    except MlopsError as error:
+        assert 'table.csv' in str(error)
+        event(f'load_table: {type(error).__name__}')
+        return
+    check_table(frame, 'target', task)
+
+
+# Dates written as text: one format per column, said in the findings, recorded in the schema, and a
+# single served row read exactly as training read it.
+
+def dated_table(tmp_path, dates: list[str]) -> pd.DataFrame:
+    path = tmp_path / 'dated.csv'
+    n = len(dates)
+    path.write_text('when,amount,y\n' + ''.join(f'{d},{i * 1.5},{i % 2}\n' for i, d in enumerate(dates)), encoding='utf-8')
+    return load_table(path)
+
+
+def test_day_first_dates_are_read_day_first(tmp_path):
+    dates = ['05/11/2023', '13/11/2023', '06/11/2023', '28/02/2024', '01/03/2024', '11/05/2023'] * 4
+    clean, findings = validate(dated_table(tmp_path, dates), 'y')
+    assert findings['datetime_formats'] == {'when': '%d/%m/%Y'}
+    assert any("'when' holds dates, read as '%d/%m/%Y' (day-first: '13/11/2023'" in m for m in findings['messages'])
+    schema = infer_schema(clean, 'y')
+    assert schema['datetime'] == ['when'] and schema['datetime_formats'] == {'when': '%d/%m/%Y'}
+    parsed = parse_datetime(clean['when'], schema['datetime_formats']['when'])
+    # one reading for the column: 05/11 is 5 November like 13/11 is 13 November; 11/05 is 11 May
+    assert parsed.iloc[:6].tolist() == [pd.Timestamp(x) for x in ['2023-11-05', '2023-11-13', '2023-11-06', '2024-02-28',
+                                                                   '2024-03-01', '2023-05-11']]
+    # a served row, alone, is read with the recorded format, exactly as in training
+    for text, expected in zip(dates[:6], parsed.iloc[:6]):
+        assert parse_datetime(pd.Series([text], dtype=object), schema['datetime_formats']['when']).iloc[0] == expected
+    # without the recorded format a single row could not know: '05/11/2023' alone reads month-first
+    assert parse_datetime(pd.Series(['05/11/2023'])).iloc[0] == pd.Timestamp('2023-05-11')
+
+
+def test_dates_written_both_ways_are_refused(tmp_path):
+    clean, findings = validate(dated_table(tmp_path, ['13/11/2023', '11/13/2023', '01/01/2024', '02/02/2024'] * 3), 'y')
+    assert findings['datetime_formats'] == {'when': None}
+    assert any("'when' holds dates that cannot be read one way: written both day-first ('13/11/2023') and month-first "
+               "('11/13/2023')" in m for m in findings['messages'])
+    schema = infer_schema(clean, 'y')
+    assert 'when' not in schema['datetime'] and 'when' not in feature_columns(schema)
+    assert schema['excluded']['when'].startswith('dates that cannot be read one way')
+
+
+@pytest.mark.parametrize('dates,expected', [
+    (['11/05/2023', '11/13/2023'], '%m/%d/%Y'),               # a second field above 12: month-first
+    (['01/02/2023', '03/04/2023'], '%m/%d/%Y'),               # cannot tell: month-first assumed, and said
+    (['2023-11-05', '2023-11-13 10:15'], 'mixed'),            # ISO 8601: read value by value
+    (['13.11.23 10:15', '01.02.24 08:00'], '%d.%m.%y %H:%M'),
+    (['05/11/2023', '2023-11-05'], None),                     # two layouts in one column
+])
+def test_date_formats(tmp_path, dates, expected):
+    clean, findings = validate(dated_table(tmp_path, dates * 4), 'y', test_size=0.5)
+    assert findings['datetime_formats'] == {'when': expected}
+    schema = infer_schema(clean, 'y')
+    assert schema['datetime_formats'].get('when') == expected
 
 
 words = st.text(alphabet=string.ascii_letters, min_size=1, max_size=8).map(lambda s: 'w' + s)  # never 'NA', 'nan', ...

@@ -241,6 +241,35 @@ def test_bad_input_is_a_data_error_naming_the_problem(small_profile, tmp_path):
         detect_drift(profile, frame, method='jensen')
 
 
+# ---- too few rows to judge ---------------------------------------------------------------------------
+
+def test_five_training_rows_are_too_few_to_judge(tmp_path):
+    "Five rows of the training data itself: 'too few rows to judge' (never drift), in the result and drift.json."
+    from mlops_nb.monitor import drift_report
+    reference = maintenance(5_000, 0)[MAINTENANCE_INPUTS]
+    profile = reference_profile(reference, MAINTENANCE_SCHEMA)
+    result = drift_report(profile, reference.head(5), out_dir=tmp_path/'report')
+    assert result.too_few_rows and not result.dataset_drift and result.drifted_columns == []
+    assert result.verdict == 'too few rows to judge' and result.message.startswith('too few rows to judge: 5 current rows')
+    summary = read_json(tmp_path/'report'/'drift.json')
+    assert summary['too_few_rows'] is True and summary['dataset_drift'] is False and summary['verdict'] == 'too few rows to judge'
+    assert not any(column['drifted'] for column in summary['columns'])
+
+
+@pytest.mark.parametrize('small_reference', [False, True])
+def test_enough_rows_of_the_same_data_are_judged_and_do_not_drift(small_reference):
+    "At the documented minimum every column is judged, and same-distribution rows do not drift."
+    reference = maintenance(800 if small_reference else 5_000, 0, **PROCESSES['iid'])[MAINTENANCE_INPUTS]
+    profile = reference_profile(reference, MAINTENANCE_SCHEMA)
+    current = maintenance(5_000, 7, **PROCESSES['iid'])[MAINTENANCE_INPUTS]
+    need = int(detect_drift(profile, current).table['min_rows'].max())
+    result = detect_drift(profile, current.head(need))
+    assert result.table['judged'].all() and not result.too_few_rows, result.table
+    assert not result.dataset_drift
+    fewer = detect_drift(profile, current.head(need - 1))
+    assert not fewer.table['judged'].all()
+
+
 # ---- prediction log, labels and monitor_run end to end ----------------------------------------------
 
 def write_prediction_log(path, frame, model='rf', start='2026-01-05T00:00:00+00:00'):
