@@ -309,10 +309,11 @@ def packaged_app(home: str | Path,  # the package folder (`package`'s `out`; in 
     deployment = read_json(home / DEPLOYMENT_FILE)
     if not isinstance(deployment, dict) or deployment.get('format') != DEPLOYMENT_FORMAT:
         raise ParamError(f"{home / DEPLOYMENT_FILE}: not a {DEPLOYMENT_FORMAT} file; is {home} a package from mlops-nb package?")
+    if model_dir: deployment = {}  # another model: its own card's run id and data md5, and no drift reference of the packaged run
     model_dir = Path(model_dir) if model_dir else home / MODEL_DIR
-    model = read_model_card(model_dir).get('name') or deployment['model']
+    model = read_model_card(model_dir).get('name') or 'model'
     reference = home / deployment['drift_reference'] if deployment.get('drift_reference') else None
-    app = create_app(model_dir, run_id=deployment['run_id'], data_md5=deployment.get('data_md5'), max_rows=max_rows,
+    app = create_app(model_dir, run_id=deployment.get('run_id'), data_md5=deployment.get('data_md5'), max_rows=max_rows,
                      log_path=prediction_log_path(log_dir, model), reference_profile=reference)
     return add_platform_routes(app, predict_route=environ.get('AIP_PREDICT_ROUTE') or None,
                                health_route=environ.get('AIP_HEALTH_ROUTE') or None)
@@ -604,14 +605,16 @@ def scoring_endpoint(service,  # the app's `ModelService` (`app.state.service`)
                      ):
     "An endpoint that reads a payload, scores its records as /predict does, and answers in the platform's shape."
     log = logging.getLogger('mlops_nb.deploy')
+    def score(request: Request, body: bytes, request_id: str):
+        records, context = translate(request, body)
+        if len(records) > service.max_rows:
+            raise RequestError(413, f"{len(records)} rows, above the limit of {service.max_rows} rows per request; split the batch")
+        return service.predict(_records_body(records), request_id), context
     async def endpoint(request: Request):
         request_id = _request_id(request)
         try:
             body = await _read_body(request, max_body_bytes)
-            records, context = translate(request, body)
-            if len(records) > service.max_rows:
-                raise RequestError(413, f"{len(records)} rows, above the limit of {service.max_rows} rows per request; split the batch")
-            reply = await run_in_threadpool(service.predict, _records_body(records), request_id)
+            reply, context = await run_in_threadpool(score, request, body, request_id)  # parsing a large body must not block the loop
             return respond(reply, context, request_id)
         except RequestError as e: return _error_reply(protocol, e.status, e.detail, request_id)
         except Exception as e:  # a bug or a full disk: say so in the protocol's shape and keep serving
