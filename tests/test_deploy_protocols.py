@@ -233,3 +233,16 @@ def test_every_route_accepts_and_refuses_exactly_what_predict_does(machine_clien
         else:
             message = answer.json().get('message', answer.json().get('error'))
             assert (answer.status_code, message) == (400 if reference.status_code == 422 else reference.status_code, reference.json()['detail']), path
+
+
+def test_mlflow_s_own_scoring_client_works_unchanged(iris_server):
+    "MLflow's client for `mlflow models serve` (where MLflow is installed; it is not a dependency of the project)."
+    pytest.importorskip('mlflow', reason='MLflow is not installed (pip install mlflow-skinny) ')
+    from mlflow.pyfunc.scoring_server.client import ScoringServerClient
+    client, features = iris_server
+    frame = pd.DataFrame([[6.8, 2.8, 4.8, 1.4], [6.0, 3.4, 4.5, 1.6], [5.1, 3.5, 1.4, 0.2]], columns=features)
+    expected = client.post('/predict', json={'records': frame.to_dict('records')}).json()['predictions']
+    mlflow_client = ScoringServerClient(client.base_url.host, client.base_url.port)
+    assert list(mlflow_client.invoke(frame).get_predictions(predictions_format='ndarray')) == expected  # sent as dataframe_split
+    assert list(mlflow_client.invoke(frame.to_numpy()).get_predictions(predictions_format='ndarray')) == expected  # sent as inputs
+    with pytest.raises(Exception, match='error code 400'): mlflow_client.invoke(frame.assign(**{features[0]: 'wide'}))
