@@ -1,4 +1,6 @@
-# A model server for one run of mlops_nb: `mlops-nb serve` on port 8000.
+# Development image: the whole mlops_nb package (training included) serving any run you mount, with
+# `mlops-nb serve` on port 8000. To deploy one model, build the image `mlops-nb package RUN --out DIR` writes
+# instead: one model, only what the server imports (pinned), multi-stage, read-only (see README, Deploying).
 #
 #   docker build -t mlops-nb-serve .
 #   docker run --rm -p 127.0.0.1:8000:8000 --user "$(id -u):$(id -g)" \

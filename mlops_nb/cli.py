@@ -278,6 +278,24 @@ def _add_retrain(commands) -> None:
     _tracking_option(retrain)
     retrain.set_defaults(handler=_cmd_retrain)
 
+# %% ../nbs/08_cli.ipynb #4794e382
+def _cmd_package(args) -> int:
+    from mlops_nb.deploy import package  # here: only this command pays for the server's imports (FastAPI, uvicorn)
+    out = package(args.run, _folder(args.out), model=args.model, runs_dir=_folder(args.runs_dir) or 'runs')
+    print(f"build the image with: docker build -t mlops-nb-model {out}")
+    print(out)
+    return EXIT_OK
+
+def _add_package(commands) -> None:
+    package = commands.add_parser('package', help="write a container build context for a run's model",
+                                  description="Write a self-contained container build context (Dockerfile, pinned "
+                                  "requirements, the model and its serving code) for one model of a complete run.")
+    package.add_argument('run', metavar='RUN', help='a run directory or id')
+    package.add_argument('--model', default=None, help="which of the run's models (default: the best)")
+    package.add_argument('--out', required=True, help='the folder to write (new, empty, or an earlier package)')
+    _runs_dir_option(package)
+    package.set_defaults(handler=_cmd_package)
+
 # %% ../nbs/08_cli.ipynb #42d492e0
 def build_parser() -> argparse.ArgumentParser:
     "The `mlops-nb` argument parser."
@@ -287,8 +305,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog='exit codes: 0 success, 1 pipeline failed or reproduce mismatch, 2 bad parameters or usage, '
                '3 monitor found drift')
     commands = parser.add_subparsers(dest='command', metavar='COMMAND', required=True)
-    for add in (_add_run, _add_run_commands, _add_data, _add_serve, _add_monitor, _add_mlflow, _add_promote, _add_retrain):
-        add(commands)
+    for add in (_add_run, _add_run_commands, _add_data, _add_serve, _add_monitor, _add_package, _add_mlflow,
+                _add_promote, _add_retrain): add(commands)
     return parser
 
 # %% ../nbs/08_cli.ipynb #154e793d

@@ -7,9 +7,11 @@ Docs: https://mlops-nb.github.io/mlops_nb/models.html.md"""
 # %% ../nbs/04b_models.ipynb #d02a842d
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import platform
 import shutil
+import sys
 import tempfile
 import zipfile
 from datetime import datetime, timezone
@@ -18,11 +20,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import safetensors
-import safetensors.torch
 import skops
 import skops.io
 import sklearn
-import torch
 from joblib import Parallel, delayed, effective_n_jobs
 from sklearn.base import is_classifier
 from sklearn.dummy import DummyClassifier, DummyRegressor
@@ -41,7 +41,6 @@ import mlops_nb
 from .core import (DataError, ModelError, ParamError, atomic_path, atomic_write_json, did_you_mean,
                            file_md5, read_json)
 from .features import DatetimeParts, categories_as_text, make_preprocessor
-from .neural import TorchMLPClassifier, TorchMLPRegressor, mlp_from_state, mlp_to_state
 from .vocabulary import MODEL_NAMES, TASKS, check_task
 
 # %% auto #0
@@ -51,6 +50,18 @@ __all__ = ['TRUSTED_TYPES', 'MODEL_CARD', 'PIPELINE_FILE', 'NETWORK_WEIGHTS', 'N
 
 # %% ../nbs/04b_models.ipynb #8e646b0b
 _all_ = ['TorchMLPClassifier', 'TorchMLPRegressor']  # re-exported: every model class is importable from here
+
+def __getattr__(name: str):
+    "The network classes of `mlops_nb.neural`, re-exported lazily: importing `models` does not import PyTorch."
+    if name in _all_:
+        from mlops_nb import neural  # here: PyTorch is loaded when a network class is asked for, not by every import
+        return getattr(neural, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+def _network_classes() -> tuple:
+    "The network estimator classes once `mlops_nb.neural` is loaded, else (): no network exists before it is."
+    neural = sys.modules.get('mlops_nb.neural')
+    return (neural.TorchMLPClassifier, neural.TorchMLPRegressor) if neural is not None else ()
 
 # %% ../nbs/04b_models.ipynb #fa99787e
 def _average_in_tree_order(forest, X, predict_tree):
@@ -99,6 +110,7 @@ def _estimator(name: str, task: str, seed: int):
         forest = OrderedForestClassifier if classify else OrderedForestRegressor
         return forest(n_estimators=200, n_jobs=-1, random_state=seed)
     if name == "nn":
+        from mlops_nb.neural import TorchMLPClassifier, TorchMLPRegressor  # here: PyTorch only for a network
         return (TorchMLPClassifier if classify else TorchMLPRegressor)(random_state=seed)
     if name == "linear":
         return LogisticRegression(max_iter=1000, random_state=seed) if classify else Ridge(alpha=1.0)
@@ -152,16 +164,21 @@ def _json_safe(value):
     if isinstance(value, Path): return str(value)
     return repr(value)
 
+def _installed_version(distribution: str) -> str | None:
+    "The installed version of a distribution, without importing it (None when it is not installed)."
+    try: return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError: return None
+
 def _versions() -> dict:
     "Versions of Python and of the libraries a saved model depends on."
     return {"python": platform.python_version(), "numpy": np.__version__, "pandas": pd.__version__,
-            "sklearn": sklearn.__version__, "torch": torch.__version__, "skops": skops.__version__,
+            "sklearn": sklearn.__version__, "torch": _installed_version("torch"), "skops": skops.__version__,
             "safetensors": safetensors.__version__, "mlops_nb": mlops_nb.__version__}
 
 def _model_kind(estimator) -> str:
     "The `MODEL_NAMES` entry an estimator belongs to, or its class name."
     if isinstance(estimator, (RandomForestClassifier, RandomForestRegressor)): return "rf"
-    if isinstance(estimator, (TorchMLPClassifier, TorchMLPRegressor)): return "nn"
+    if isinstance(estimator, _network_classes()): return "nn"
     if isinstance(estimator, (LogisticRegression, Ridge)): return "linear"
     if isinstance(estimator, (DummyClassifier, DummyRegressor)): return "dummy"
     return type(estimator).__name__
@@ -230,7 +247,7 @@ def _split_network(model) -> tuple[Pipeline | None, object | None, str, bool]:
     bare = not isinstance(model, Pipeline)
     pipeline = Pipeline([("model", model)]) if bare else model
     step, final = pipeline.steps[-1]
-    if isinstance(final, (TorchMLPClassifier, TorchMLPRegressor)):
+    if isinstance(final, _network_classes()):
         head = pipeline[:-1] if len(pipeline.steps) > 1 else None
         return head, final, step, bare
     return pipeline, None, step, bare
@@ -264,6 +281,8 @@ def _write_model_files(staging: Path, head, network, step: str, bare: bool, card
         with atomic_path(staging / PIPELINE_FILE) as tmp: skops.io.dump(head, tmp, compression=zipfile.ZIP_DEFLATED)
         written.append(PIPELINE_FILE)
     if network is not None:
+        import safetensors.torch  # here: PyTorch only when the model has a network
+        from mlops_nb.neural import mlp_to_state  # here: the same
         config, tensors = mlp_to_state(network)
         tensors = {k: v.detach().contiguous() for k, v in tensors.items()}
         with atomic_path(staging / NETWORK_WEIGHTS) as tmp: safetensors.torch.save_file(tensors, str(tmp))
@@ -589,6 +608,8 @@ def check_fitted(pipeline: Pipeline,  # a pipeline just loaded from `path`
 # %% ../nbs/04b_models.ipynb #9a4525fb
 def _load_network(directory: Path, spec: dict, width: int | None):
     "The network a model directory holds, checked against its config and the preprocessing's output `width`."
+    import safetensors.torch  # here: a model without a network (rf, linear, dummy) loads without PyTorch
+    from mlops_nb.neural import mlp_from_state  # here: the same
     config_path, weights_path = directory / spec["config"], directory / spec["weights"]
     where = f"{weights_path} with {config_path.name}"
     try: config = read_json(config_path)

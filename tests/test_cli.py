@@ -30,7 +30,7 @@ def churn_copy(tmp_path) -> Path:
 
 
 def test_help_everywhere(capsys):
-    for command in ([], ['run'], ['runs'], ['compare'], ['reproduce'], ['data'], ['data', 'make'], ['serve'], ['monitor']):
+    for command in ([], ['run'], ['runs'], ['compare'], ['reproduce'], ['data'], ['data', 'make'], ['serve'], ['monitor'], ['package']):
         assert main([*command, '--help']) == 0
         assert 'usage: mlops-nb' in capsys.readouterr().out
     assert main([]) == 2  # a command is required
