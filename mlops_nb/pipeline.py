@@ -18,7 +18,7 @@ from fastcore.basics import patch
 
 from .core import DataError, ParamError
 from .data import feature_columns, fingerprint, infer_schema, load_table, validate
-from .datasets import builtin_file, builtin_spec, split_dataset
+from .datasets import builtin_data_path, builtin_file, builtin_spec, split_dataset
 from .evaluate import (binary_scores, card_precision_at_k, evaluate, plot_calibration, plot_confusion_matrix,
                                plot_feature_importance, plot_loss_curves, plot_precision_recall_curves,
                                plot_predicted_vs_actual, plot_residuals, plot_roc_curves, save_figure)
@@ -40,6 +40,7 @@ class NotebookRun:
     dir: RunDir
     params: dict
     standalone: bool
+    data_copy: dict | None = None  # a verified local copy of the data file the runner arranged (see `run_pipeline`)
 
     @property
     def id(self) -> str: return self.dir.id
@@ -54,7 +55,8 @@ def open_run(namespace: dict,  # the notebook's globals(): its parameters by nam
     values = {name: namespace[name] for name in declared if name in namespace}
     if values.get('run_dir'):
         run = RunDir(values['run_dir'])
-        return NotebookRun(run, read_manifest(run)['params'], standalone=False)
+        manifest = read_manifest(run)
+        return NotebookRun(run, manifest['params'], standalone=False, data_copy=manifest.get('data_copy'))
     params = check_train_parameters(values, declared, runner=True)
     recorded = {name: value for name, value in params.items() if name != 'run_dir'}
     return NotebookRun(create_run(recorded, params['runs_dir'], notebook=notebook or train_notebook()), recorded, True)
@@ -113,18 +115,30 @@ def split_summary(data: PreparedData) -> pd.DataFrame:
     return pd.DataFrame(rows).T.rename_axis(f'split: {data.split}')
 
 # %% ../nbs/07_pipeline.ipynb #d470413a
-def _data_file(params: dict) -> tuple[Path, str, bool]:
-    "(the file to read, the target, whether it is a built-in dataset)."
-    dataset = params['dataset']
-    if dataset in DATASETS:
-        path = builtin_file(dataset, params['data_dir'], params['data_seed'], params['data_scale'])
-        return path, builtin_spec(dataset)['target'], True
-    return Path(dataset), params['target'], False
+def _data_file(params: dict, data_copy: dict | None = None) -> tuple[Path, Path, str, bool]:
+    "(the file to read, the file as named, the target, whether it is a built-in dataset)."
+    dataset, builtin = params['dataset'], params['dataset'] in DATASETS
+    sized = (params['data_dir'], params['data_seed'], params['data_scale'])
+    named = builtin_data_path(dataset, *sized) if builtin else Path(dataset).resolve()
+    target = builtin_spec(dataset)['target'] if builtin else params['target']
+    if data_copy:
+        if str(named) != data_copy['path']:
+            raise DataError(f"the run's data copy stands for {data_copy['path']}, but the run reads {named}")
+        return Path(data_copy['copy']), Path(data_copy['path']), target, builtin
+    return (builtin_file(dataset, *sized) if builtin else named), named, target, builtin
+
+def _checked_fingerprint(read: Path, named: Path, table: pd.DataFrame, schema: dict, data_copy: dict | None) -> dict:
+    "The data's fingerprint under the name the user gave; a copy must have the md5 it was made with."
+    found = fingerprint(read, table, schema)
+    if data_copy and found['md5'] != data_copy['md5']:
+        raise DataError(f"{read}: the local copy of {named} has md5 {found['md5']}, expected {data_copy['md5']}")
+    return found | {'path': str(named)}
 
 def prepare_data(params: dict,  # the run's checked parameters (dataset, target, task, test_size, seed, data_*)
+                 data_copy: dict | None = None,  # read the data from this verified copy (`NotebookRun.data_copy`)
                  ) -> PreparedData:
     "Resolve, fingerprint, validate and split a run's data."
-    path, target, builtin = _data_file(params)
+    path, named, target, builtin = _data_file(params, data_copy)
     table = load_table(path)
     frame, findings = validate(table, target, task=params['task'], test_size=params['test_size'])
     task = findings['task']
@@ -133,8 +147,8 @@ def prepare_data(params: dict,  # the run's checked parameters (dataset, target,
     features = feature_columns(schema)
     if not features: raise DataError(f"{path}: no usable feature columns besides the target {target!r} (excluded: {schema['excluded']})")
     train, test, how = split_dataset(params['dataset'], frame, target, task, params['test_size'], params['seed'])
-    return PreparedData(params['dataset'], path.resolve(), builtin, frame, target, task, schema, features, findings,
-                        fingerprint(path, table, schema), how, train, test)
+    return PreparedData(params['dataset'], named, builtin, frame, target, task, schema, features, findings,
+                        _checked_fingerprint(path, named, table, schema, data_copy), how, train, test)
 
 # %% ../nbs/07_pipeline.ipynb #0592a383
 def model_hyperparameters(params: dict,  # the run's checked parameters

@@ -62,12 +62,19 @@ def _fail_run(run: RunDir, error: BaseException, executed: Path, params: dict, d
         try: _write_report(run, executed, params, declared, 'failed', str(error).splitlines()[0])
         except Exception: pass  # the report of a failed run is a convenience; the error is what matters
 
+def _check_with_copy(given: dict, declared: dict, data_copy: dict | None) -> dict:
+    "The checked parameters; the data file a `data_copy` stands for is checked through the copy, and recorded as named."
+    if not data_copy or str(given.get('dataset')) != data_copy['path']: return check_train_parameters(given, declared)
+    checked = check_train_parameters(given | {'dataset': data_copy['copy']}, declared)
+    return checked | {'dataset': data_copy['path']}
+
 def run_pipeline(params: dict | None = None,  # {name: value}; text values are converted to the declared types
                  notebook: str | Path | None = None,  # the notebook to run; nbs/pipelines/train.ipynb by default
                  runs_dir: str | Path | None = None,  # where the run directory is created (None: params['runs_dir'])
                  run_dir: str | Path | None = None,  # a named run directory (new or empty) instead of a new id
                  progress: bool = True,  # a progress bar over cells (stderr)
                  report: bool = True,  # write report.html
+                 data_copy: dict | None = None,  # {'path', 'md5', 'copy'}: read the data file `path` from a verified local copy
                  **manifest_fields,  # extra manifest entries (reproduce records what a run reproduces)
                  ) -> RunDir:
     "Execute the notebook with `params` into a new run directory; return it (NotebookError when a cell fails)."
@@ -76,10 +83,10 @@ def run_pipeline(params: dict | None = None,  # {name: value}; text values are c
     if 'run_dir' not in declared: raise ParamError(f"notebook {notebook} has no 'run_dir' parameter to write a run into")
     runs_dir = str(Path(runs_dir).resolve()) if runs_dir is not None else None  # an argument: relative to the cwd
     given = dict(params or {}) | ({'runs_dir': runs_dir} if runs_dir and 'runs_dir' in declared else {})
-    params = check_train_parameters(given, declared)
+    params = _check_with_copy(given, declared, data_copy)
     recorded = {name: value for name, value in params.items() if name != 'run_dir'}
     run = create_run(recorded, runs_dir or params.get('runs_dir', 'runs'), notebook=notebook.resolve(), run_dir=run_dir,
-                     **manifest_fields)
+                     **manifest_fields, **({'data_copy': data_copy} if data_copy else {}))
     executed = run.executed_notebook(notebook)
     try:
         execute_notebook(notebook, executed, params | {'run_dir': str(run.path)}, progress=progress)
