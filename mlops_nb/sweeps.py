@@ -263,13 +263,14 @@ def run_combination(params: dict,  # the combination's checked parameters
                     data: dict,  # {'path', 'md5'} of the data file it reads, as the client sees it
                     sweep: dict,  # {'id', 'combination'}: recorded in the run's manifest
                     scratch: str | Path | None = None,  # the worker's folder (None: its Dask local directory)
+                    fetch=None,  # fetch(md5) -> the data file's bytes (None: ask the client, through Dask)
                     ) -> dict:
     "Execute one combination in this worker's scratch folder; return the finished run as a shipment (`pack_run`)."
     scratch = Path(scratch) if scratch is not None else _scratch()
     run = RunDir(scratch/'runs'/_plain(run_id))
     shutil.rmtree(run.path, ignore_errors=True)  # what an earlier attempt on this machine left
     try:
-        copy = local_data(data, scratch/'data', lambda md5: _fetch_data(sweep, md5))
+        copy = local_data(data, scratch/'data', fetch or (lambda md5: _fetch_data(sweep, md5)))
         _announce(sweep, 'started', run_id=run_id)
         try: run_pipeline(params, run_dir=run.path, progress=False, data_copy=copy, sweep=sweep)
         except MlopsError:
@@ -334,12 +335,11 @@ def sweep_client(scheduler: str | None = None,  # a scheduler address such as tc
     finally: cluster.close()
 
 def dashboard(client: Client) -> str | None:
-    "The Dask dashboard's address, when something answers there (the dashboard needs bokeh, and may be switched off)."
+    "The Dask dashboard's address, when it is served (it needs bokeh, and may be switched off)."
     link = client.dashboard_link
     try:
         with urllib.request.urlopen(link, timeout=2): return link
-    except urllib.error.HTTPError: return link  # it answered
-    except (OSError, ValueError): return None
+    except (OSError, ValueError): return None  # nothing there, or an HTTP error: the scheduler serves no dashboard
 
 # %% ../nbs/11_sweeps.ipynb #2ff3f59e
 def _entry(index: int, values: dict, run_id: str, reused: bool) -> dict:

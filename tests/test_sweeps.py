@@ -245,3 +245,77 @@ def test_a_killed_worker_s_run_is_retried_and_completes_once(own_cluster, tmp_pa
     for run in arrived: verify_run_files(run)
     assert killed in [r.id for r in arrived]  # the run cut short on worker a was made again, on worker b
     assert read_manifest(runs/killed)['pid'] not in worker_a
+
+
+def test_a_worker_that_cannot_read_the_data_file_asks_the_client_for_its_bytes(cluster, tmp_path):
+    "The fetch a worker uses when the client's path is not there: a Dask event asks, a Dask Variable answers."
+    from functools import partial
+    from distributed import Client
+    from mlops_nb.sweeps import _fetch_data, _publish, _topic, _Tracker, local_data
+    churn = project_root()/'data'/'samples'/'churn.csv'
+    sweep_info, md5 = {'id': 'fetch-test'}, file_md5(churn)
+    missing = {'path': str(tmp_path/'not-on-the-worker'/'churn.csv'), 'md5': md5}  # what the worker is told
+    tracker = _Tracker(SweepDir(tmp_path/'record'), {'sweep_id': 'fetch-test', 'combinations': []}, progress=False)
+    published = {}
+    with Client(cluster.address, timeout='60s') as client:
+        client.subscribe_topic(_topic(sweep_info), tracker.on_event)
+        future = client.submit(local_data, missing, tmp_path/'copies', partial(_fetch_data, sweep_info), pure=False)
+        deadline = time.time() + 120
+        while not future.done():
+            assert time.time() < deadline
+            _publish(client, tracker, [{'path': str(churn), 'md5': md5}], published)  # the client reads its own file
+            time.sleep(0.1)
+        copy = future.result()
+        for variable in published.values(): variable.delete()
+    assert tracker.needed == {md5} and copy['path'] == missing['path'] and file_md5(copy['copy']) == md5
+
+
+def test_a_run_made_from_shipped_data_records_the_file_as_the_client_named_it(tmp_path):
+    "run_combination with a data file this machine does not have: the bytes are fetched, checked, and the run is ordinary."
+    from mlops_nb.sweeps import check_sweep, receive_run, run_combination
+    churn = tmp_path/'client'/'churn.csv'
+    churn.parent.mkdir()
+    shutil.copy(project_root()/'data'/'samples'/'churn.csv', churn)
+    [params] = check_sweep({}, {'dataset': churn, 'target': 'churned', 'models': 'linear', 'n_bootstrap': 0}, tmp_path/'runs')
+    elsewhere = str(tmp_path/'only-on-the-client'/'churn.csv')  # the name the run must record, absent here
+    params['dataset'] = elsewhere
+    shipment = run_combination(params, '20260101T000000-000000-abcd', {'path': elsewhere, 'md5': file_md5(churn)},
+                               {'id': 'test', 'combination': 0}, scratch=tmp_path/'worker', fetch=lambda md5: churn.read_bytes())
+    run = receive_run(shipment, tmp_path/'runs')
+    manifest = read_manifest(run)
+    assert manifest['status'] == 'complete', manifest['error']
+    assert manifest['data']['path'] == elsewhere and manifest['data']['md5'] == file_md5(churn)
+    assert read_json(run.params)['dataset'] == elsewhere and manifest['data_copy']['path'] == elsewhere
+    assert Path(manifest['data_copy']['copy']).parent.parent == tmp_path/'worker'/'data'
+    assert not list((tmp_path/'worker'/'runs').iterdir())  # the worker keeps nothing of the run
+    verify_run_files(run)
+
+
+def test_ctrl_c_cancels_cleanly(tmp_path):
+    "Ctrl-C in the middle of a LocalCluster sweep: exit 130, the run in flight recorded failed, nothing arrived half, no process left."
+    client_dir = tmp_path/'client'
+    runs = client_dir/'runs'
+    process = start([MLOPS_NB, 'sweep', '--no-progress', '--workers', '1', '--runs-dir', runs, *SMALL,
+                     '-p', 'data_dir', client_dir/'data', '-g', 'seed', '0', '1', '2'], client_dir, tmp_path/'sweep.log')
+    try:
+        deadline = time.time() + 300
+        while not (records := list(SweepDir.folder(runs).glob('*/sweep.json'))) or \
+                'running' not in [e['status'] for e in read_json(records[0])['combinations']]:
+            assert time.time() < deadline and process.poll() is None, (tmp_path/'sweep.log').read_text()
+            time.sleep(0.2)
+        family = psutil.Process(process.pid).children(recursive=True)
+        os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the whole foreground group
+        assert process.wait(timeout=120) == 130, (tmp_path/'sweep.log').read_text()
+        gone, alive = psutil.wait_procs(family, timeout=60)
+        assert not alive, alive  # the cluster's workers and the kernels are gone too
+    finally:
+        if process.poll() is None: kill(process)
+    record = read_json(records[0])
+    assert record['status'] == 'interrupted'
+    statuses = [e['status'] for e in record['combinations']]
+    assert 'complete' not in statuses or all(RunDir(runs/e['run_id']).manifest.is_file()
+                                             for e in record['combinations'] if e['status'] == 'complete')
+    assert 'failed' in statuses and all(s in ('failed', 'cancelled', 'complete') for s in statuses)
+    assert all('interrupted' in e['error'] for e in record['combinations'] if e['status'] == 'failed')
+    assert all(read_manifest(r)['status'] == 'complete' for r in run_dirs(runs))  # only whole, complete runs arrived
+    assert not [p for p in runs.iterdir() if p.name.startswith('.') and p.name != '.sweeps']  # no staging folder left
