@@ -250,13 +250,14 @@ def _worker_address() -> str:
 
 def pack_run(run: RunDir,  # a finished (complete or failed) run directory
              ) -> dict:
-    "The run as a shipment: `{'run_id', 'status', 'error', 'md5s', 'files', 'manifest', 'worker', 'duration_s'}`."
-    manifest = read_manifest(run)
+    "The run as a shipment: `{'run_id', 'status', 'error', 'md5s', 'files', 'manifest', 'worker', 'duration_s', 'pack_s'}`."
+    start, manifest = time.perf_counter(), read_manifest(run)
     complete = manifest.get('status') == 'complete' and manifest.get('files') is not None
     md5s = verify_run_files(run) if complete else run.file_md5s()
-    return {'run_id': run.id, 'status': manifest.get('status'), 'error': manifest.get('error'), 'md5s': md5s,
-            'files': {relative: (run.path/relative).read_bytes() for relative in md5s},
-            'manifest': run.manifest.read_bytes(), 'worker': _worker_address(), 'duration_s': manifest.get('duration_s')}
+    shipment = {'run_id': run.id, 'status': manifest.get('status'), 'error': manifest.get('error'), 'md5s': md5s,
+                'files': {relative: (run.path/relative).read_bytes() for relative in md5s},
+                'manifest': run.manifest.read_bytes(), 'worker': _worker_address(), 'duration_s': manifest.get('duration_s')}
+    return shipment | {'pack_s': time.perf_counter() - start}
 
 def run_combination(params: dict,  # the combination's checked parameters
                     run_id: str,  # the run's id, chosen by the client
@@ -344,7 +345,7 @@ def dashboard(client: Client) -> str | None:
 # %% ../nbs/11_sweeps.ipynb #2ff3f59e
 def _entry(index: int, values: dict, run_id: str, reused: bool) -> dict:
     return {'index': index, 'values': values, 'run_id': run_id, 'status': 'complete' if reused else 'pending',
-            'reused': reused, 'worker': None, 'error': None, 'duration_s': None}
+            'reused': reused, 'worker': None, 'error': None, 'duration_s': None, 'pack_s': None, 'receive_s': None}
 
 def plan_sweep(grid: dict,  # {parameter: [values]}
                fixed: dict | None = None,  # {parameter: value}
@@ -402,11 +403,12 @@ def _settle(future, run_id: str, tracker: _Tracker, runs_dir: Path) -> None:
     "Receive a finished task's run, or record why there is none."
     try:
         shipment = future.result()
-        run = receive_run(shipment, runs_dir)
+        start = time.perf_counter()
+        receive_run(shipment, runs_dir)
         error = shipment['error'] if shipment['status'] != 'complete' else None
         message = None if error is None else f"{error.get('type')}: {error.get('message')}" if isinstance(error, dict) else str(error)
-        tracker.settle(run_id, 'complete' if shipment['status'] == 'complete' else 'failed', message,
-                       worker=shipment['worker'], duration_s=shipment['duration_s'])
+        tracker.settle(run_id, 'complete' if shipment['status'] == 'complete' else 'failed', message, worker=shipment['worker'],
+                       duration_s=shipment['duration_s'], pack_s=shipment['pack_s'], receive_s=time.perf_counter() - start)
     except Exception as e:  # the task failed, or the run arrived wrong: this combination failed, the others go on
         tracker.settle(run_id, 'failed', f"{type(e).__name__}: {e}")
     finally: future.release()
