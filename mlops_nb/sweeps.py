@@ -476,11 +476,12 @@ def run_sweep(grid: dict,  # {parameter: [values]}: the axes
     tracker = _Tracker(sweep, record, progress)
     record['status'] = 'running'
     write_record(sweep, record)
-    if tracker.entries:
-        with nullcontext(client) if client is not None else sweep_client(scheduler, workers, retries) as active:
-            if link := dashboard(active): print(f"dask dashboard: {link}", file=sys.stderr)
-            _execute(active, tracker, combinations, data, retries)
-    tracker.bar.close()
+    try:
+        if tracker.entries:
+            with nullcontext(client) if client is not None else sweep_client(scheduler, workers, retries) as active:
+                if link := dashboard(active): print(f"dask dashboard: {link}", file=sys.stderr)
+                _execute(active, tracker, combinations, data, retries)
+    finally: tracker.bar.close()
     record['status'] = 'complete' if all(e['status'] == 'complete' for e in record['combinations']) else 'failed'
     write_record(sweep, record)
     return sweep
