@@ -20,6 +20,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -46,10 +47,19 @@ def wait_for_quiet(limit_s: int = 1800, poll_s: int = 60, threshold: float = 1.5
     return True, time.time() - start
 
 
-def timed(command: list, **kwargs) -> tuple[float, subprocess.CompletedProcess]:
-    start = time.perf_counter()
+CPU = {}  # command name -> CPU seconds (user + system) of the whole process tree: kernels and workers included
+
+
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def timed(command: list, name: str, **kwargs) -> tuple[float, subprocess.CompletedProcess]:
+    start, cpu = time.perf_counter(), cpu_seconds()
     done = subprocess.run([str(c) for c in command], capture_output=True, text=True, **kwargs)
     wall = time.perf_counter() - start
+    CPU[name] = cpu_seconds() - cpu
     if done.returncode != 0: raise RuntimeError(f"{command} failed ({done.returncode}):\n{done.stderr[-3000:]}")
     return wall, done
 
@@ -60,7 +70,7 @@ def shell_loop(runs: int, runs_dir: Path, data_dir: Path, scale: float) -> tuple
               f'{BIN}/mlops-nb run --no-progress --runs-dir {runs_dir} -p data_dir {data_dir} -p data_scale {scale} '
               f'{" ".join(FIXED)} -p seed $seed > /dev/null || exit 1; '
               f'echo "$(date +%s.%N) - $start" | bc >> {runs_dir}.times; done')
-    wall, _ = timed(['bash', '-c', script])
+    wall, _ = timed(['bash', '-c', script], 'loop')
     return wall, [float(line) for line in Path(f'{runs_dir}.times').read_text().split()]
 
 
@@ -68,7 +78,8 @@ def sweep(runs: int, workers: int, runs_dir: Path, data_dir: Path, scale: float)
     "`mlops-nb sweep` on a LocalCluster of `workers` (total wall, the sweep's record)."
     from mlops_nb.sweeps import SweepDir, read_record
     wall, done = timed([BIN/'mlops-nb', 'sweep', '--no-progress', '--workers', workers, '--runs-dir', runs_dir,
-                        '-p', 'data_dir', data_dir, '-p', 'data_scale', scale, *FIXED, '-g', 'seed', *range(runs)])
+                        '-p', 'data_dir', data_dir, '-p', 'data_scale', scale, *FIXED, '-g', 'seed', *range(runs)],
+                       f'sweep{workers}')
     record = read_record(SweepDir(done.stdout.strip().splitlines()[-1]))
     assert all(e['status'] == 'complete' and not e['reused'] for e in record['combinations']), record
     return wall, record
@@ -93,6 +104,7 @@ def measure(runs: int, scale: float) -> dict:
         result['sweep2_wall'], result['sweep2'] = sweep(runs, 2, folder/'sweep2', data_dir, scale)
         result['sweep1_wall'], result['sweep1'] = sweep(runs, 1, folder/'sweep1', data_dir, scale)
         result['load_after'] = load()
+        result['cpu'] = dict(CPU)
         loop, two, one = (metrics_by_seed(folder/name) for name in ('loop', 'sweep2', 'sweep1'))
         result['same_metrics'] = loop == two == one and len(loop) == runs
         result['run_dir_mb'] = mean(sum(f.stat().st_size for f in p.rglob('*') if f.is_file()) / 1e6
@@ -162,6 +174,13 @@ def write(result: dict, runs: int, waited: tuple[bool, float], scale: float) -> 
         f"| `mlops-nb sweep`, LocalCluster of 2 workers | {result['sweep2_wall']:.1f} | {result['sweep2_wall'] / runs:.1f} |",
         f"| `mlops-nb sweep`, LocalCluster of 1 worker | {result['sweep1_wall']:.1f} | {result['sweep1_wall'] / runs:.1f} |", '',
         f"- speedup of the 2-worker sweep over the loop: **{speedup:.2f}x** (goal >= 1.7x on 2 cores)",
+        f"- CPU seconds (user + system, every process: kernels and Dask workers included) per run: loop "
+        f"{result['cpu']['loop'] / runs:.1f}, 2-worker sweep {result['cpu']['sweep2'] / runs:.1f}, 1-worker sweep "
+        f"{result['cpu']['sweep1'] / runs:.1f}. One `mlops-nb run` keeps {result['cpu']['loop'] / result['loop_wall']:.2f} "
+        f"cores busy on average (the forest trains and predicts on all cores), so no schedule of these runs on "
+        f"{os.cpu_count()} cores can beat {os.cpu_count() * result['loop_wall'] / result['cpu']['loop']:.2f}x the loop; the "
+        f"2-worker sweep reached {speedup / (os.cpu_count() * result['loop_wall'] / result['cpu']['loop']) * 100:.0f}% of that "
+        f"ceiling with the other jobs of the machine running beside it.",
         f"- every run gave the same metrics.json for the same seed in all three: {result['same_metrics']}", '',
         '## Overhead of the sweep machinery', '',
         f"- 1-worker sweep against the loop (the same runs, one at a time): **{overhead * 100:+.1f}%** of the wall time "
@@ -193,6 +212,7 @@ def main() -> None:
     result = measure(args.runs, args.scale)
     print(write(result, args.runs, waited, args.scale))
     print(json.dumps({k: v for k, v in result.items() if k not in ('sweep1', 'sweep2')}, indent=1))
+    print(json.dumps({name: breakdown(result[name]) for name in ('sweep1', 'sweep2')}, indent=1))
 
 
 if __name__ == '__main__':
