@@ -177,7 +177,7 @@ def write(result: dict, runs: int, waited: tuple[bool, float], scale: float) -> 
         f"- CPU seconds (user + system, every process: kernels and Dask workers included) per run: loop "
         f"{result['cpu']['loop'] / runs:.1f}, 2-worker sweep {result['cpu']['sweep2'] / runs:.1f}, 1-worker sweep "
         f"{result['cpu']['sweep1'] / runs:.1f}. One `mlops-nb run` keeps {result['cpu']['loop'] / result['loop_wall']:.2f} "
-        f"cores busy on average (the forest trains and predicts on all cores), so no schedule of these runs on "
+        f"cores busy on average (its process start, imports and kernel start wait as much as they compute), so no schedule of these runs on "
         f"{os.cpu_count()} cores can beat {os.cpu_count() * result['loop_wall'] / result['cpu']['loop']:.2f}x the loop; the "
         f"2-worker sweep reached {speedup / (os.cpu_count() * result['loop_wall'] / result['cpu']['loop']) * 100:.0f}% of that "
         f"ceiling with the other jobs of the machine running beside it.",
