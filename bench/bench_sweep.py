@@ -144,7 +144,9 @@ def paper(result: dict, runs: int) -> list[str]:
         f"(a Dask Variable): 64 copies of a maintenance file (under 1 MB) are nothing, of a multi-GB table they are "
         f"the bottleneck (put such data on storage the workers share); (4) the scheduler: 512 tasks of tens of "
         f"seconds are far below the thousands of tasks per second it schedules; (5) memory: each worker holds a "
-        f"run's bytes until the client takes them, and the client one shipment at a time.",
+        f"run's bytes until the client takes them, and the client one shipment at a time; (6) the plan reads the "
+        f"manifest of every run already in the runs folder to find what is done: nothing for thousands of runs, a "
+        f"real cost for millions.",
     ]
 
 
