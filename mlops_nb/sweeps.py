@@ -336,7 +336,7 @@ def sweep_client(scheduler: str | None = None,  # a scheduler address such as tc
     finally: cluster.close()
 
 def dashboard(client: Client) -> str | None:
-    "The Dask dashboard's address, when it is served (it needs bokeh, and may be switched off)."
+    "The Dask dashboard's address, when the scheduler serves it (switched off: None; without bokeh its page says how to get it)."
     link = client.dashboard_link
     try:
         with urllib.request.urlopen(link, timeout=2): return link

@@ -29,11 +29,17 @@ SMALL = ['-p', 'dataset', 'maintenance', '-p', 'data_scale', '0.05', '-p', 'mode
          '-p', 'n_bootstrap', '0']
 
 
+def default_sigint() -> None:
+    "In the child: Ctrl-C does what it does in a terminal, even when the tests run in the background (which ignores it)."
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start(command: list, cwd: Path, log: Path) -> subprocess.Popen:
     "A process in its own session (so that its whole group can be killed), output to a log file."
     cwd.mkdir(parents=True, exist_ok=True)
     with open(log, 'wb') as out:
-        return subprocess.Popen([str(c) for c in command], cwd=cwd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        return subprocess.Popen([str(c) for c in command], cwd=cwd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                                preexec_fn=default_sigint)
 
 
 def kill(process: subprocess.Popen) -> None:
