@@ -1,4 +1,4 @@
-"""The `mlops-nb` command: run the pipeline, list, compare and reproduce runs, make data, serve and monitor
+"""The `mlops-nb` command: run the pipeline, list, compare and reproduce runs, make data, serve, monitor and sweep
 
 Docs: https://mlops-nb.github.io/mlops_nb/cli.html.md"""
 
@@ -296,17 +296,127 @@ def _add_package(commands) -> None:
     _runs_dir_option(package)
     package.set_defaults(handler=_cmd_package)
 
+# %% ../nbs/08_cli.ipynb #6e2e2bd9
+def _sweeps_module():
+    "mlops_nb.sweeps, or ParamError saying how to install it."
+    try: from mlops_nb import sweeps  # here: Dask is the optional extra `sweeps`; only the sweep commands need it
+    except ImportError as e: raise ParamError(f"sweeps need Dask: pip install 'mlops_nb[sweeps]' ({e})") from None
+    return sweeps
+
+def _grid_axes(axes) -> dict:
+    grid = {}
+    for name, *values in axes or []:
+        if name in grid: raise ParamError(f"grid axis {name!r} is given twice (-g {name} ...)")
+        if not values: raise ParamError(f"grid axis {name!r}: give its values, -g {name} V1 V2 ...")
+        grid[name] = values
+    return grid
+
+def _sweep_spec(args, sweeps) -> tuple[dict, dict, str]:
+    "(grid, fixed, name) from the sweep file and the command line (which overrides the file, name by name)."
+    grid, fixed = sweeps.read_sweep_file(Path(args.file).expanduser()) if args.file else ({}, {})
+    params, axes = _given_params(args.param), _grid_axes(args.grid)
+    grid = {name: values for name, values in grid.items() if name not in params} | axes
+    fixed = {name: value for name, value in fixed.items() if name not in axes} | params
+    return grid, fixed, Path(args.file).stem if args.file else 'sweep'
+
+# %% ../nbs/08_cli.ipynb #54cb69db
+def _headline_text(row) -> str:
+    if not isinstance(row['value'], (int, float)) or row['value'] != row['value']: return '-'
+    interval = f" [{row['low']:.4f}, {row['high']:.4f}]" if row['low'] == row['low'] and row['low'] is not None else ''
+    return f"{row['metric']} {row['value']:.4f}{interval}"
+
+def _print_sweep_table(table: pd.DataFrame, best: pd.DataFrame) -> None:
+    shown = table.assign(headline=[_headline_text(row) for _, row in table.iterrows()])
+    columns = list(table.attrs.get('axes', [])) + ['status', 'run_id', 'model', 'headline']
+    with pd.option_context('display.width', 250, 'display.max_columns', 40, 'display.max_colwidth', 60):
+        print(shown[columns].astype(object).where(shown[columns].notna(), '-').to_string(index=False))
+    for _, row in best.iterrows():
+        values = ', '.join(f"{axis}={row[axis]}" for axis in table.attrs.get('axes', []))
+        print(f"best by {row['metric']}: {values or 'the only combination'} (run {row['run_id']}, {row['model']}, {_headline_text(row)})")
+
+def _sweep_outcome(sweeps, record_dir) -> int:
+    "Print the table, name the failed combinations on stderr, print the record folder; the exit code."
+    table, best, _ = sweeps.sweep_report(record_dir)
+    _print_sweep_table(table, best)
+    record = sweeps.read_record(record_dir)
+    entries = record['combinations']
+    failed = [e for e in entries if e['status'] != 'complete']
+    for e in failed: _error(f"combination {e['index'] + 1} ({sweeps.combination_label(e['values']) or 'fixed values'}) {e['status']}: "
+                            f"run {e['run_id']}: {e['error'] or 'no error recorded'}")
+    reused = sum(e['reused'] for e in entries)
+    print(f"sweep {record['sweep_id']}: {len(entries)} combinations, {len(entries) - len(failed)} complete "
+          f"({reused} done before, {len(entries) - reused} run now), {len(failed)} failed")
+    print(record_dir.path)
+    return EXIT_FAILED if failed else EXIT_OK
+
+def _cmd_sweep(args) -> int:
+    sweeps = _sweeps_module()
+    grid, fixed, name = _sweep_spec(args, sweeps)
+    record_dir = sweeps.run_sweep(grid, fixed, runs_dir=_folder(args.runs_dir) or 'runs', scheduler=args.scheduler,
+                                  workers=args.workers, retries=args.retries, progress=not args.no_progress, name=name)
+    return _sweep_outcome(sweeps, record_dir)
+
+# %% ../nbs/08_cli.ipynb #a924d12f
+def _add_sweep(commands) -> None:
+    sweep = commands.add_parser('sweep', help='run the pipeline over a grid of parameters, on Dask',
+                                description='Run every combination of the grid axes (with the fixed values) as an ordinary run, '
+                                'on a Dask LocalCluster here or on the cluster --scheduler names. Combinations already done '
+                                '(same parameters, data md5, code) are skipped. Exit 0 when all are complete, 1 when any failed.')
+    sweep.add_argument('-p', '--param', nargs=2, action='append', metavar=('NAME', 'VALUE'),
+                       help='a parameter fixed for every run (repeatable), e.g. -p dataset maintenance')
+    sweep.add_argument('-g', '--grid', nargs='+', action='append', metavar='NAME VALUE',
+                       help='a grid axis: a parameter and its values (repeatable), e.g. -g seed 0 1 2')
+    sweep.add_argument('--file', default=None, help='a TOML sweep file with [fixed] and [grid] tables (-p and -g override it)')
+    _runs_dir_option(sweep)
+    sweep.add_argument('--scheduler', default=None, help='a Dask scheduler address, e.g. tcp://host:8786 (default: a LocalCluster here)')
+    sweep.add_argument('--workers', type=int, default=None, help='LocalCluster worker processes (default: one per core)')
+    sweep.add_argument('--retries', type=int, default=1,
+                       help='times a run is retried when its task fails or its worker dies (default: 1)')
+    sweep.add_argument('--no-progress', action='store_true', help='no progress bar')
+    sweep.set_defaults(handler=_cmd_sweep)
+
+# %% ../nbs/08_cli.ipynb #e3439e47
+def _cmd_sweeps(args) -> int:
+    sweeps, runs_dir = _sweeps_module(), _folder(args.runs_dir) or 'runs'
+    records = [sweeps.read_record(sweep_id, runs_dir) for sweep_id in sweeps.list_sweeps(runs_dir)]
+    if not records:
+        print(f"no sweeps in {sweeps.SweepDir.folder(runs_dir)}")
+        return EXIT_OK
+    rows = [{'sweep_id': r['sweep_id'], 'status': r.get('status'), 'axes': ', '.join(r.get('grid', {})) or '-',
+             'combinations': len(r['combinations']), 'complete': sum(e['status'] == 'complete' for e in r['combinations']),
+             'updated': r.get('updated')} for r in records]
+    print(pd.DataFrame(rows).to_string(index=False))
+    return EXIT_OK
+
+def _cmd_sweep_report(args) -> int:
+    sweeps, runs_dir = _sweeps_module(), _folder(args.runs_dir) or 'runs'
+    table, best, plot = sweeps.sweep_report(args.sweep, runs_dir)
+    _print_sweep_table(table, best)
+    print(plot or 'no plot: no combination has a metric')
+    return EXIT_OK
+
+def _add_sweep_records(commands) -> None:
+    listing = commands.add_parser('sweeps', help='list the recorded sweeps', description='List the sweeps recorded in the runs folder.')
+    _runs_dir_option(listing)
+    listing.set_defaults(handler=_cmd_sweeps)
+    report = commands.add_parser('sweep-report', help="a sweep's table, best combination and plot",
+                                 description="Print a sweep's table (headline metric with its 95% interval per combination) and "
+                                 'its best combination; write the table and the plot of the metric against each axis.')
+    report.add_argument('sweep', metavar='ID', help='a sweep id (or a unique prefix of one)')
+    _runs_dir_option(report)
+    report.set_defaults(handler=_cmd_sweep_report)
+
 # %% ../nbs/08_cli.ipynb #42d492e0
 def build_parser() -> argparse.ArgumentParser:
     "The `mlops-nb` argument parser."
     parser = argparse.ArgumentParser(
         prog='mlops-nb', description='Notebook-first, reproducible MLOps: run the pipeline notebook, record and '
         'reproduce runs, serve and monitor models.',
-        epilog='exit codes: 0 success, 1 pipeline failed or reproduce mismatch, 2 bad parameters or usage, '
+        epilog='exit codes: 0 success, 1 pipeline failed, reproduce mismatch or a sweep combination failed, 2 bad parameters or usage, '
                '3 monitor found drift')
     commands = parser.add_subparsers(dest='command', metavar='COMMAND', required=True)
     for add in (_add_run, _add_run_commands, _add_data, _add_serve, _add_monitor, _add_package, _add_mlflow,
-                _add_promote, _add_retrain): add(commands)
+                _add_promote, _add_retrain, _add_sweep, _add_sweep_records): add(commands)
     return parser
 
 # %% ../nbs/08_cli.ipynb #154e793d

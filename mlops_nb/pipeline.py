@@ -41,7 +41,7 @@ class NotebookRun:
     dir: RunDir
     params: dict
     standalone: bool
-    read_from: str | None = None  # a copy of the data's recorded version to read instead (reproduce from the DVC cache)
+    data_copy: dict | None = None  # {'path', 'md5', 'copy'}: the data file as named, read from a verified copy
 
     @property
     def id(self) -> str: return self.dir.id
@@ -57,7 +57,7 @@ def open_run(namespace: dict,  # the notebook's globals(): its parameters by nam
     if values.get('run_dir'):
         run = RunDir(values['run_dir'])
         manifest = read_manifest(run)
-        return NotebookRun(run, manifest['params'], False, (manifest.get('data_read_from') or {}).get('file'))
+        return NotebookRun(run, manifest['params'], False, manifest.get('data_copy'))
     params = check_train_parameters(values, declared, runner=True)
     recorded = {name: value for name, value in params.items() if name != 'run_dir'}
     return NotebookRun(create_run(recorded, params['runs_dir'], notebook=notebook or train_notebook()), recorded, True)
@@ -116,28 +116,32 @@ def split_summary(data: PreparedData) -> pd.DataFrame:
     return pd.DataFrame(rows).T.rename_axis(f'split: {data.split}')
 
 # %% ../nbs/07_pipeline.ipynb #d470413a
-def _data_file(params: dict, generate: bool = True) -> tuple[Path, str, bool]:
-    "(the data file, the target, whether it is a built-in dataset); a missing built-in file is generated when `generate`."
-    dataset = params['dataset']
-    if dataset in DATASETS:
-        where = builtin_file if generate else builtin_data_path
-        path = where(dataset, params['data_dir'], params['data_seed'], params['data_scale'])
-        return path, builtin_spec(dataset)['target'], True
-    return Path(dataset), params['target'], False
+def _data_file(params: dict, data_copy: dict | None = None) -> tuple[Path, Path, str, bool]:
+    "(the file to read, the file as named, the target, whether it is a built-in dataset)."
+    dataset, builtin = params['dataset'], params['dataset'] in DATASETS
+    sized = (params['data_dir'], params['data_seed'], params['data_scale'])
+    named = builtin_data_path(dataset, *sized) if builtin else Path(dataset).resolve()
+    target = builtin_spec(dataset)['target'] if builtin else params['target']
+    if data_copy:
+        if str(named) != data_copy['path']:
+            raise DataError(f"the run's data copy stands for {data_copy['path']}, but the run reads {named}")
+        return Path(data_copy['copy']), named, target, builtin
+    return (builtin_file(dataset, *sized) if builtin else named), named, target, builtin
 
-def _fingerprint(path: Path, read: Path, table: pd.DataFrame, schema: dict, findings: dict) -> dict:
-    "The fingerprint of the bytes read, under the data file's name, with its DVC record (a disagreement is a finding)."
-    found = fingerprint(read, table, schema) | {'path': str(path.resolve())}
-    found['dvc'] = dvc_record(path, found['md5'])
-    if (finding := dvc_finding(path, found['dvc'], found['md5'])) is not None: findings['messages'].append(finding)
+def _fingerprint(read: Path, named: Path, table: pd.DataFrame, schema: dict, data_copy: dict | None, findings: dict) -> dict:
+    "The fingerprint of the bytes read, under the name the user gave, with its DVC record (a disagreement is a finding)."
+    found = fingerprint(read, table, schema) | {'path': str(named)}
+    if data_copy and found['md5'] != data_copy['md5']:
+        raise DataError(f"{read}: the copy of {named} has md5 {found['md5']}, expected {data_copy['md5']}")
+    found['dvc'] = dvc_record(named, found['md5'])
+    if (finding := dvc_finding(named, found['dvc'], found['md5'])) is not None: findings['messages'].append(finding)
     return found
 
 def prepare_data(params: dict,  # the run's checked parameters (dataset, target, task, test_size, seed, data_*)
-                 read_from: str | Path | None = None,  # read this copy of the data file's recorded version instead
+                 data_copy: dict | None = None,  # read the data from this verified copy (`NotebookRun.data_copy`)
                  ) -> PreparedData:
     "Resolve, fingerprint, validate and split a run's data."
-    path, target, builtin = _data_file(params, generate=read_from is None)
-    read = Path(read_from) if read_from else path
+    read, path, target, builtin = _data_file(params, data_copy)
     table = load_table(read)
     frame, findings = validate(table, target, task=params['task'], test_size=params['test_size'])
     task = findings['task']
@@ -146,8 +150,8 @@ def prepare_data(params: dict,  # the run's checked parameters (dataset, target,
     features = feature_columns(schema)
     if not features: raise DataError(f"{path}: no usable feature columns besides the target {target!r} (excluded: {schema['excluded']})")
     train, test, how = split_dataset(params['dataset'], frame, target, task, params['test_size'], params['seed'])
-    return PreparedData(params['dataset'], path.resolve(), builtin, frame, target, task, schema, features, findings,
-                        _fingerprint(path, read, table, schema, findings), how, train, test)
+    return PreparedData(params['dataset'], path, builtin, frame, target, task, schema, features, findings,
+                        _fingerprint(read, path, table, schema, data_copy, findings), how, train, test)
 
 # %% ../nbs/07_pipeline.ipynb #0592a383
 def model_hyperparameters(params: dict,  # the run's checked parameters

@@ -29,14 +29,14 @@ from .evaluate import evaluate
 from .models import TRUSTED_TYPES, load_model, read_model_card
 from .pipeline import prepare_data
 from .runs import RunDir, data_version, read_manifest, read_metrics, resolve_run, run_directories, run_status
-from .training import run_pipeline
+from .training import data_to_read, run_pipeline
 from .vocabulary import DATASETS, LOWER_IS_BETTER, headline_metric, is_classification
 
 # %% auto #0
 __all__ = ['PYFUNC_CODE', 'tracking_uri', 'tracking_store', 'experiment_id', 'run_key', 'run_params', 'run_metrics', 'run_tags',
-           'model_signature', 'training_rows', 'model_output', 'SavedModel', 'log_model', 'find_mirror', 'mirror_run',
-           'sync_runs', 'registered_name', 'register_best', 'version_model_dir', 'Promotion', 'score_versions',
-           'promote', 'rollback', 'registered_model', 'retrain_params', 'retrain']
+           'model_signature', 'recorded_data', 'training_rows', 'model_output', 'SavedModel', 'log_model',
+           'find_mirror', 'mirror_run', 'sync_runs', 'registered_name', 'register_best', 'version_model_dir',
+           'Promotion', 'score_versions', 'promote', 'rollback', 'registered_model', 'retrain_params', 'retrain']
 
 # %% ../nbs/12_tracking.ipynb #9dfdb188
 def tracking_uri(uri: str | None = None,  # a tracking URI given by the user
@@ -112,17 +112,20 @@ def model_signature(card: dict,  # a model card (`models.read_model_card`)
         else Schema([TensorSpec(np.dtype('float64'), (-1,))])
     return ModelSignature(inputs=inputs, outputs=outputs)
 
+def recorded_data(run: str | Path | RunDir):
+    "The run's data prepared as the run prepared it, read from its recorded version (the file, or the DVC cache)."
+    data, source = data_version(run)
+    with data_to_read(data, source) as data_copy: return prepare_data(read_manifest(run)['params'], data_copy)
+
 def training_rows(run: str | Path,  # a complete run
                   columns: list,  # the model's input columns
                   n: int = 5,  # how many rows
                   ) -> pd.DataFrame | None:
     "The first `n` training rows of the run's data (its recorded version); None when that version is gone."
-    try: data, source = data_version(run)
+    try: prepared = recorded_data(run)
     except DataError as e:
         print(f"mlflow: no input example for run {RunDir(run).id}: {e}", file=sys.stderr)
         return None
-    read_from = None if source == Path(data['path']) else source
-    prepared = prepare_data(read_manifest(run)['params'], read_from=read_from)
     return prepared.train[columns].head(n).reset_index(drop=True)
 
 # %% ../nbs/12_tracking.ipynb #e0d2f15f
@@ -293,8 +296,7 @@ def _score(model, data, seed: int, n_bootstrap: int) -> tuple[str, dict]:
 
 def _test_split(run: RunDir):
     "The run's prepared data (its recorded version), for re-scoring on its test rows."
-    data, source = data_version(run)
-    return prepare_data(read_manifest(run)['params'], read_from=None if source == Path(data['path']) else source)
+    return recorded_data(run)
 
 def score_versions(client: MlflowClient, run: RunDir, versions: dict, n_bootstrap: int = 200) -> tuple[str, dict]:
     "(metric, {label: score}) of registered versions on the test split of `run` (the challenger's)."

@@ -68,12 +68,19 @@ def _fail_run(run: RunDir, error: BaseException, executed: Path, params: dict, d
         try: _write_report(run, executed, params, declared, 'failed', str(error).splitlines()[0])
         except Exception: pass  # the report of a failed run is a convenience; the error is what matters
 
+def _check_with_copy(given: dict, declared: dict, data_copy: dict | None) -> dict:
+    "The checked parameters; the data file a `data_copy` stands for is checked through the copy, and recorded as named."
+    if not data_copy or str(given.get('dataset')) != data_copy['path']: return check_train_parameters(given, declared)
+    checked = check_train_parameters(given | {'dataset': data_copy['copy']}, declared)
+    return checked | {'dataset': data_copy['path']}
+
 def run_pipeline(params: dict | None = None,  # {name: value}; text values are converted to the declared types
                  notebook: str | Path | None = None,  # the notebook to run; nbs/pipelines/train.ipynb by default
                  runs_dir: str | Path | None = None,  # where the run directory is created (None: params['runs_dir'])
                  run_dir: str | Path | None = None,  # a named run directory (new or empty) instead of a new id
                  progress: bool = True,  # a progress bar over cells (stderr)
                  report: bool = True,  # write report.html
+                 data_copy: dict | None = None,  # {'path', 'md5', 'copy'}: read the data file `path` from a verified local copy
                  **manifest_fields,  # extra manifest entries (reproduce records what a run reproduces)
                  ) -> RunDir:
     "Execute the notebook with `params` into a new run directory; return it (NotebookError when a cell fails)."
@@ -82,10 +89,10 @@ def run_pipeline(params: dict | None = None,  # {name: value}; text values are c
     if 'run_dir' not in declared: raise ParamError(f"notebook {notebook} has no 'run_dir' parameter to write a run into")
     runs_dir = str(Path(runs_dir).resolve()) if runs_dir is not None else None  # an argument: relative to the cwd
     given = dict(params or {}) | ({'runs_dir': runs_dir} if runs_dir and 'runs_dir' in declared else {})
-    params = check_train_parameters(given, declared)
+    params = _check_with_copy(given, declared, data_copy)
     recorded = {name: value for name, value in params.items() if name != 'run_dir'}
     run = create_run(recorded, runs_dir or params.get('runs_dir', 'runs'), notebook=notebook.resolve(), run_dir=run_dir,
-                     **manifest_fields)
+                     **manifest_fields, **({'data_copy': data_copy} if data_copy else {}))
     executed = run.executed_notebook(notebook)
     try:
         execute_notebook(notebook, executed, params | {'run_dir': str(run.path)}, progress=progress)
@@ -134,16 +141,16 @@ def _check_reproducible(original: RunDir, notebook: Path) -> None:
 def data_to_read(data: dict,  # the run's recorded data entry
                  source: Path,  # where its bytes are (`runs.data_version`): the file itself or a DVC cache file
                  ):
-    "Yield the manifest fields of the re-execution: none for the data file itself, else a temporary copy of the cached version."
+    "Yield the re-execution's `data_copy`: None for the data file itself, else a temporary copy of the cached version."
     if source == Path(data['path']):
-        yield {}
+        yield None
         return
     folder = Path(tempfile.mkdtemp(prefix='mlops_nb-data-'))
     try:
         copy = restored_copy(source, data['path'], folder)
         print(f"data: {data['path']} changed since the run; reading its version {data['md5']} from the DVC cache "
               f"({source}) through a temporary copy", file=sys.stderr, flush=True)
-        yield {'data_read_from': {'file': str(copy), 'from': f'DVC cache {source}', 'md5': data['md5']}}
+        yield {'path': data['path'], 'md5': data['md5'], 'copy': str(copy), 'from': f'DVC cache {source}'}
     finally: shutil.rmtree(folder, ignore_errors=True)
 
 def _with_data_row(comparison: pd.DataFrame, data: dict, reproduced: RunDir) -> pd.DataFrame:
@@ -163,8 +170,8 @@ def reproduce(run: str | Path,  # a run directory or id
     notebook = Path(notebook) if notebook is not None else train_notebook()
     _check_reproducible(original, notebook)
     data, source = data_version(original)
-    with data_to_read(data, source) as read_from:
+    with data_to_read(data, source) as data_copy:
         reproduced = run_pipeline(read_json(original.params), notebook=notebook, runs_dir=original.path.parent,
-                                  progress=progress, reproduces=original.id, **read_from)
+                                  progress=progress, reproduces=original.id, data_copy=data_copy)
     comparison = _with_data_row(compare_run_outputs(original, reproduced), data, reproduced)
     return ReproduceResult(original.path, reproduced.path, comparison, bool(comparison['identical'].all()))
