@@ -68,7 +68,7 @@ def test_dvc_add_then_reproduce_from_the_dvc_cache(tmp_path):
     again = RunDir(done.stdout.strip().splitlines()[-1])
     assert read_metrics(again) == read_metrics(run_dir)
     assert read_manifest(again)['data']['path'] == str(data.resolve()) and read_manifest(again)['data']['md5'] == v1
-    assert read_manifest(again)['data_read_from']['md5'] == v1
+    assert read_manifest(again)['data_copy']['md5'] == v1 and 'DVC cache' in read_manifest(again)['data_copy']['from']
     assert file_md5(data) == v2  # the user's file was never touched
 
     shutil.rmtree(repo/'.dvc'/'cache')  # the old version is no longer in the cache
