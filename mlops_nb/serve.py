@@ -7,16 +7,19 @@ Docs: https://mlops-nb.github.io/mlops_nb/serve.html.md"""
 # %% ../nbs/09_serve.ipynb #119869a5
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import math
 import os
+import queue
 import re
 import sys
 import threading
 import time
 import uuid
-from collections import Counter as _Tally
+from collections import Counter as _Tally, deque
+from concurrent.futures import Future
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -24,29 +27,34 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from fastapi import FastAPI, Request
+from fastapi.openapi.utils import get_openapi
+from fastcore.basics import patch
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from fastapi_offline import FastAPIOffline
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, Summary, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from sklearn.ensemble._forest import ForestClassifier
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 import uvicorn
 
 from . import __version__
 from .core import DataError, MlopsError, ModelError, ParamError, closest_name, did_you_mean, read_json
 from .data import parse_datetime
+from .evaluate import CARD_COLUMNS
+from .feedback import STATUSES, Feedback, QualityCollector, label_index, new_token, prediction_ids
+from .inference import compile_model
 from .models import load_model, read_model_card
 from .runs import RunDir, read_manifest, resolve_run, run_status
 from .vocabulary import is_classification
 
 # %% auto #0
 __all__ = ['MAX_DEPTH', 'MAX_TEXT_LENGTH', 'MAX_FLOAT_INT', 'MAX_CATEGORY_NUMBER', 'ISO_DATETIME', 'ROUTES', 'DOCS_ASSETS',
-           'HTTP_METHODS', 'LATENCY_BUCKETS', 'UNSEEN', 'MAX_ECHOED', 'RequestError', 'parse_records', 'column_kinds',
-           'column_statistics', 'numeric_ranges', 'records_to_frame', 'score_frame', 'PredictionLog', 'log_lines',
-           'ServerMetrics', 'route_label', 'read_drift_figures', 'DriftCollector', 'LiveDrift', 'ModelService',
-           'example_record', 'record_schema', 'reply_schema', 'predict_operation', 'openapi_components',
-           'openapi_document', 'create_app', 'app_for_service', 'prepare_run', 'serve_run', 'background_server']
+           'HTTP_METHODS', 'LATENCY_BUCKETS', 'UNSEEN', 'MAX_ECHOED', 'BATCH_BYTES', 'BATCH_REQUESTS', 'RequestError',
+           'parse_records', 'parse_labels', 'column_kinds', 'column_statistics', 'numeric_ranges', 'check_columns',
+           'records_to_frame', 'score_frame', 'PredictionLog', 'log_lines', 'read_log', 'ServerMetrics', 'route_label',
+           'read_drift_figures', 'DriftCollector', 'LiveDrift', 'ModelService', 'example_record', 'record_schema',
+           'reply_schema', 'predict_operation', 'feedback_operation', 'openapi_components', 'openapi_document',
+           'create_app', 'app_for_service', 'prepare_run', 'serve_run', 'background_server']
 
 # %% ../nbs/09_serve.ipynb #8fb65ca6
 class RequestError(MlopsError):
@@ -125,9 +133,9 @@ class _NotJsonConstant(ValueError): pass
 def _reject_constant(name):
     raise _NotJsonConstant(name)
 
-def _json_payload(body: bytes, max_depth: int):
+def _json_payload(body: bytes, max_depth: int, example: str = _EXAMPLE_BODY):
     "The parsed JSON of a body; `RequestError` 400 when it is empty, not UTF-8, not JSON or nested too deep."
-    if not body.strip(): raise RequestError(400, f"empty body: send JSON like {_EXAMPLE_BODY}")
+    if not body.strip(): raise RequestError(400, f"empty body: send JSON like {example}")
     try: text = body.decode('utf-8')
     except UnicodeDecodeError: raise RequestError(400, "body is not UTF-8 text: send JSON encoded as UTF-8") from None
     if _nested_deeper(body, max_depth):
@@ -136,9 +144,9 @@ def _json_payload(body: bytes, max_depth: int):
     except _NotJsonConstant as e:
         raise RequestError(400, f"body is not valid JSON: {e} is not a JSON value; send null for a missing value") from None
     except json.JSONDecodeError as e:
-        raise RequestError(400, f"body is not valid JSON ({e.msg} at line {e.lineno} column {e.colno}); send {_EXAMPLE_BODY}") from None
+        raise RequestError(400, f"body is not valid JSON ({e.msg} at line {e.lineno} column {e.colno}); send {example}") from None
     except RecursionError:  # not reached after the depth check; kept so that no body ends in a 500
-        raise RequestError(400, f"body nests arrays or objects too deeply; send {_EXAMPLE_BODY}") from None
+        raise RequestError(400, f"body nests arrays or objects too deeply; send {example}") from None
 
 def parse_records(body: bytes,  # the raw request body
                   max_rows: int = 10000,  # the most records one request may hold (413 above)
@@ -163,6 +171,33 @@ def parse_records(body: bytes,  # the raw request body
         if not isinstance(record, dict):
             raise RequestError(422, f"record {row} is a JSON {_json_kind(record)}, expected an object {{column: value}}")
     return records
+
+# %% ../nbs/09_serve.ipynb #4d4871d5
+_LABELS_BODY = '{"labels": [{"prediction_id": "...", "label": ...}, ...]}'
+
+def parse_labels(body: bytes,  # the raw request body
+                 max_rows: int = 10000,  # the most labels one request may hold (413 above)
+                 max_depth: int = MAX_DEPTH,  # the deepest nesting (400 above)
+                 ) -> list[tuple]:
+    "[(prediction id, label)] of a `/feedback` body; `RequestError` 400, 422 or 413 for a body of the wrong shape."
+    payload = _json_payload(body, max_depth, _LABELS_BODY)
+    if not isinstance(payload, dict) or 'labels' not in payload:
+        what = f"a JSON {_json_kind(payload)}" if not isinstance(payload, dict) else 'an object without "labels"'
+        raise RequestError(422, f"body must be a JSON object like {_LABELS_BODY}, got {what}")
+    labels = payload['labels']
+    if not isinstance(labels, list): raise RequestError(422, f'"labels" must be a list of objects, got a JSON {_json_kind(labels)}')
+    if not labels: raise RequestError(422, '"labels" is empty: send at least one label')
+    if len(labels) > max_rows:
+        raise RequestError(413, f'"labels" has {len(labels)} items, above the limit of {max_rows} per request; split the batch')
+    for i, item in enumerate(labels):
+        if not isinstance(item, dict): raise RequestError(422, f"label {i} is a JSON {_json_kind(item)}, expected an object {{prediction_id, label}}")
+        missing = [key for key in ('prediction_id', 'label') if key not in item]
+        if missing: raise RequestError(422, f'label {i} has no "{missing[0]}" key; send {_LABELS_BODY}')
+        if not isinstance(item['prediction_id'], str):
+            raise RequestError(422, f"label {i}: prediction_id must be text (as /predict returned it), got a JSON {_json_kind(item['prediction_id'])}")
+        if isinstance(item['label'], (list, dict)):
+            raise RequestError(422, f"label {i}: the label must be text, a number, true, false or null, got a JSON {_json_kind(item['label'])}")
+    return [(item['prediction_id'], item['label']) for item in labels]
 
 # %% ../nbs/09_serve.ipynb #f649a193
 def _dtype_kind(dtype: str | None) -> str:
@@ -263,6 +298,8 @@ def _is_number(value) -> bool:
 
 def _numeric_column(column: str, values: list, bounds) -> np.ndarray:
     "Numbers or None as float64 (None: NaN); 422 for anything else or a number out of `bounds`."
+    checked = _numbers_at_once(values, bounds)
+    if checked is not None: return checked
     low, high = bounds
     for row, value in enumerate(values):
         if value is None: continue
@@ -272,6 +309,23 @@ def _numeric_column(column: str, values: list, bounds) -> np.ndarray:
             _refuse(column, row, f"{_excerpt(value)} is outside the range this model accepts, {low:.6g} to {high:.6g} "
                                  "(a billion training standard deviations around the training mean); check the units")
     return np.array(values, dtype=np.float64)
+
+_NUMBER_TYPES = {float, int, type(None)}
+
+def _numbers_at_once(values: list, bounds) -> np.ndarray | None:
+    "The column as float64 when every value passes the checks, found with numpy; None: let the loop find the problem."
+    if not set(map(type, values)) <= _NUMBER_TYPES: return None
+    try: array = np.array(values, dtype=np.float64)
+    except OverflowError: return None  # an integer beyond the float range
+    low, high = float(bounds[0]), float(bounds[1])
+    low = math.nextafter(low, math.inf) if low < bounds[0] else low  # the smallest double >= the bound
+    high = math.nextafter(high, -math.inf) if high > bounds[1] else high
+    inside = (array >= low) & (array <= high)
+    missing = np.isnan(array)
+    # every value inside the bounds or None; integers past 2**53 (rounded by float64) are left to the exact loop
+    if not (inside | missing).all() or np.count_nonzero(missing) != values.count(None): return None
+    if int in map(type, values) and not (np.abs(array[~missing]) < 2.0**53).all(): return None
+    return array
 
 def _categorical_column(column: str, values: list, dtype_kind: str, known: set, max_text_length: int) -> list:
     "The text of each value as the preprocessor compares it (None for null); 422 for a list, an object, long text, a huge number."
@@ -314,11 +368,11 @@ def _extra_columns(records: list[dict], columns: list) -> list:
                                 f"{close} The model takes: {', '.join(map(repr, columns))}")
     return extra
 
-def records_to_frame(records: list[dict],  # from `parse_records`
-                     input_schema: dict,  # the model card's `input_schema`, optionally with `ranges` (`numeric_ranges`)
-                     max_text_length: int = MAX_TEXT_LENGTH,  # the longest text value in a categorical or date column
-                     ) -> tuple[pd.DataFrame, dict]:
-    "(frame for the model, report with `ignored_columns` and `unknown_categories`); `RequestError` 422 on bad values."
+def check_columns(records: list[dict],  # from `parse_records`
+                  input_schema: dict,  # the model card's `input_schema`, optionally with `ranges` (`numeric_ranges`)
+                  max_text_length: int = MAX_TEXT_LENGTH,  # the longest text value in a categorical or date column
+                  ) -> tuple[dict, dict]:
+    "({column: array} for the model, report with `ignored_columns` and `unknown_categories`); `RequestError` 422 on bad values."
     kinds = column_kinds(input_schema)
     columns = list(kinds)
     dtypes, known = input_schema.get('dtypes') or {}, input_schema.get('categories') or {}
@@ -337,8 +391,15 @@ def records_to_frame(records: list[dict],  # from `parse_records`
             if new: unknown[column] = new
         else:
             data[column] = _datetime_column(column, values, max_text_length)
-    frame = pd.DataFrame(data, columns=columns)
-    return frame, {'ignored_columns': [str(c) for c in extra], 'unknown_categories': unknown}
+    return data, {'ignored_columns': [str(c) for c in extra], 'unknown_categories': unknown}
+
+def records_to_frame(records: list[dict],  # from `parse_records`
+                     input_schema: dict,  # the model card's `input_schema`, optionally with `ranges` (`numeric_ranges`)
+                     max_text_length: int = MAX_TEXT_LENGTH,  # the longest text value in a categorical or date column
+                     ) -> tuple[pd.DataFrame, dict]:
+    "(frame for the model, report with `ignored_columns` and `unknown_categories`); `RequestError` 422 on bad values."
+    data, report = check_columns(records, input_schema, max_text_length)
+    return pd.DataFrame(data, columns=list(column_kinds(input_schema))), report
 
 # %% ../nbs/09_serve.ipynb #70960878
 def _predict_is_argmax(model) -> bool:
@@ -360,6 +421,29 @@ def score_frame(model,  # a fitted pipeline (from `models.load_model`)
         keys = [str(c) for c in np.asarray(classes).tolist()]
         return predictions, [dict(zip(keys, row)) for row in probabilities.tolist()]
     return np.asarray(model.predict(frame)).tolist(), None
+
+# %% ../nbs/09_serve.ipynb #3847fbec
+def _scores(model, fast, columns: dict, kinds: dict, task: str) -> tuple[np.ndarray, np.ndarray | None]:
+    "(predictions, probabilities or None) of checked columns: the fast path if there is one, else the pipeline on a DataFrame."
+    scorer, given = (fast, columns) if fast is not None else (model, pd.DataFrame(columns, columns=list(kinds)))
+    if is_classification(task) and hasattr(model, 'predict_proba'):
+        probabilities = np.asarray(scorer.predict_proba(given))
+        if _predict_is_argmax(model): return np.asarray(model.classes_).take(probabilities.argmax(axis=1)), probabilities
+        return np.asarray(scorer.predict(given)), probabilities  # the model's own rule (not always the argmax)
+    return np.asarray(scorer.predict(given)), None
+
+def _json_scores(predictions: np.ndarray, probabilities: np.ndarray | None, classes: list | None) -> tuple[list, list[dict] | None]:
+    "Predictions and {class: probability} rows as JSON values (floats as Python floats: JSON writes them exactly)."
+    if probabilities is None: return predictions.tolist(), None
+    keys = [str(c) for c in classes]
+    return predictions.tolist(), [dict(zip(keys, row)) for row in probabilities.tolist()]
+
+def _first_not_finite(predictions: np.ndarray, probabilities: np.ndarray | None) -> int | None:
+    "The first row whose probabilities (or numeric prediction) are not finite numbers, or None."
+    values = probabilities if probabilities is not None else predictions
+    if values.dtype.kind not in 'fiub': return None  # class labels, not numbers
+    bad = np.flatnonzero(~np.isfinite(values.reshape(len(values), -1).astype(np.float64)).all(axis=1))
+    return int(bad[0]) if len(bad) else None
 
 # %% ../nbs/09_serve.ipynb #c44b0113
 class PredictionLog:
@@ -400,8 +484,21 @@ def log_lines(path: str | Path) -> list[str]:
     "The lines of a prediction log as text (for checks)."
     return Path(path).read_text(encoding='utf-8').splitlines()
 
+def read_log(path: str | Path) -> list[dict]:
+    "The objects of a JSON-lines log, oldest first ([] if there is no file); a line that is not JSON is skipped, with a warning."
+    path = Path(path)
+    if not path.is_file(): return []
+    rows = []
+    for number, line in enumerate(path.read_bytes().splitlines(), start=1):
+        try: row = json.loads(line)
+        except ValueError:  # a write cut short by a crash (only ever the last line)
+            logging.getLogger('mlops_nb.serve').warning('%s: line %d is not JSON; skipped', path, number)
+            continue
+        if isinstance(row, dict): rows.append(row)
+    return rows
+
 # %% ../nbs/09_serve.ipynb #42a0910b
-ROUTES = ('/predict', '/health', '/model', '/metrics', '/docs', '/openapi.json')
+ROUTES = ('/predict', '/feedback', '/health', '/model', '/metrics', '/docs', '/openapi.json')
 DOCS_ASSETS = '/docs/assets'  # where the Swagger UI files are served (from the fastapi-offline package)
 HTTP_METHODS = ('GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'TRACE', 'CONNECT')
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -416,6 +513,7 @@ class ServerMetrics:
                  data_md5: str | None = None,
                  drift_source: str | Path | RunDir | None = None,  # a run (its newest monitoring report) or a drift file
                  live_drift: LiveDrift | None = None,  # drift of the recent scored rows
+                 feedback: Feedback | None = None,  # labels received and live quality (`feedback.QualityCollector`)
                  ):
         self.registry = registry = CollectorRegistry()
         self.requests = Counter('mlops_nb_requests', 'HTTP requests by route, method and status code',
@@ -439,6 +537,7 @@ class ServerMetrics:
         if self.drift is not None: registry.register(self.drift)
         self.live_drift = live_drift
         if live_drift is not None: registry.register(live_drift)
+        if feedback is not None: registry.register(QualityCollector(feedback, model_name, run_id))
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
         "Count and time one request; labels from fixed sets (see `route_label`, `HTTP_METHODS`)."
@@ -549,7 +648,6 @@ class LiveDrift:
                  min_rows: int = 100,  # no figures before this many rows
                  interval: float = 10.0,  # seconds between two computations at most
                  ):
-        from collections import deque
         self.profile = read_json(profile) if isinstance(profile, (str, Path)) else profile
         self.columns = list(self.profile.get('columns') or {})
         self._known = {c: set(map(str, e.get('values') or [])) for c, e in self.profile['columns'].items()
@@ -577,7 +675,7 @@ class LiveDrift:
             stale = self._added != self._seen and time.monotonic() - self._computed_at >= self.interval
             if not stale or len(self.rows) < self.min_rows: return self._figures
             frame, self._seen, self._computed_at = pd.DataFrame(list(self.rows)), self._added, time.monotonic()
-        from mlops_nb.monitor import detect_drift
+        from mlops_nb.monitor import detect_drift  # here: monitor comes after serve (it reads serve's logs)
         try: figures = _figures(detect_drift(self.profile, frame).to_dict())
         except MlopsError as e:  # e.g. a column with no values in the window
             logging.getLogger('mlops_nb.serve').warning('live drift check failed: %s', e)
@@ -593,6 +691,8 @@ class LiveDrift:
 # %% ../nbs/09_serve.ipynb #83d0d810
 _REQUEST_ID = re.compile(r'^[A-Za-z0-9._:\-]{1,128}$')
 MAX_ECHOED = 20  # ignored columns, and unknown categories per column, listed in a reply
+BATCH_BYTES = 8 * 2**20  # bodies gathered into one batch at most (a first body larger than this is a batch of its own)
+BATCH_REQUESTS = 256  # requests gathered into one batch at most
 
 def _not_finite_row(predictions: list, probabilities: list[dict] | None) -> int | None:
     "The first row whose probabilities (or numeric prediction) are not finite numbers, or None."
@@ -613,9 +713,30 @@ def _warnings(report: dict) -> list[str]:
                                 f"{', '.join(repr(_clip(c, 30)) for c in ignored[:5])}{', ...' if len(ignored) > 5 else ''}")
     return warnings
 
+class _Job:
+    "One request for the scoring thread: its kind ('predict' or 'feedback'), body, id, and the future its route waits on."
+    __slots__ = ('kind', 'body', 'request_id', 'future', 'records', 'columns', 'report', 'tags', 'scores', 'items')
+    def __init__(self, kind: str, body: bytes, request_id: str):
+        self.kind, self.body, self.request_id, self.future = kind, body, request_id, Future()
+
 # %% ../nbs/09_serve.ipynb #4d51bce5
+def _tag(value, kind: str):
+    "A card id (text up to 100 characters, or a whole number) or a day (a finite number); None for anything else."
+    if kind == 'card':
+        if isinstance(value, str): return value[:100]
+        return value if type(value) is int and abs(value) <= 2**53 else None
+    return float(value) if type(value) in (int, float) and math.isfinite(value) else None
+
+def _record_tags(records: list[dict], card_columns: tuple | None) -> dict | None:
+    "{'card': [...], 'day': [...]} of records that carry the card columns (None if no record carries either)."
+    if not card_columns: return None
+    card, day = card_columns
+    if not any(card in record or day in record for record in records): return None
+    return {'card': [_tag(record.get(card), 'card') for record in records], 'day': [_tag(record.get(day), 'day') for record in records]}
+
+# %% ../nbs/09_serve.ipynb #d2fff4b8
 class ModelService:
-    "One loaded model with its card: checks records, scores them, logs them, counts them."
+    "One loaded model with its card: checks records, scores them, logs them, counts them, and takes their labels back."
     def __init__(self,
                  model,  # a fitted pipeline
                  card: dict,  # its model card (`models.read_model_card`)
@@ -626,13 +747,16 @@ class ModelService:
                  drift_source: str | Path | None = None,  # see `DriftCollector`
                  reference_profile: dict | str | Path | None = None,  # see `LiveDrift`; None: no live drift
                  max_text_length: int = MAX_TEXT_LENGTH,  # the longest text value in a categorical or date column
+                 feedback_log_path: str | Path | None = None,  # the accepted labels (JSON lines); None: kept in memory only
+                 quality=None,  # `feedback.Feedback` options: max_predictions, window_rows, window_seconds, k
+                 card_columns: tuple | None = CARD_COLUMNS[:2],  # record keys of the card id and the day (binary models)
+                 fast: bool = True,  # score through `inference.compile_model` when the model has a fast path
                  ):
         for name, value in (('max_rows', max_rows), ('max_text_length', max_text_length)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ParamError(f"{name} must be a positive integer, got {value!r}")
         self.model, self.card, self.max_rows, self.max_text_length = model, card, max_rows, max_text_length
-        self.name = str(card.get('name') or 'model')
-        self.task = card.get('task')
+        self.name, self.task = str(card.get('name') or 'model'), card.get('task')
         self.statistics = column_statistics(model)
         card_schema = card.get('input_schema') or {}
         self.input_schema = {**card_schema, 'ranges': numeric_ranges(card_schema, self.statistics)}
@@ -640,47 +764,235 @@ class ModelService:
         self.run_id = run_id if run_id is not None else card.get('run_id')
         self.data_md5 = data_md5 if data_md5 is not None else card.get('data_md5')
         self.classes = np.asarray(model.classes_).tolist() if is_classification(self.task) and hasattr(model, 'classes_') else None
+        self.card_columns = card_columns if self.task == 'binary' and self.classes is not None and len(self.classes) == 2 else None
+        self.fast = compile_model(model, self.kinds) if fast else None
         self.log = PredictionLog(log_path) if log_path is not None else None
         self.live_drift = LiveDrift(reference_profile) if reference_profile is not None else None
-        self.metrics = ServerMetrics(self.name, self.task, self.classes, self.run_id, self.data_md5, drift_source, self.live_drift)
+        self._start_feedback(feedback_log_path, quality or {})
+        self.metrics = ServerMetrics(self.name, self.task, self.classes, self.run_id, self.data_md5, drift_source, self.live_drift,
+                                     feedback=self.feedback)
+        self._queue, self._thread, self._lock = queue.SimpleQueue(), None, threading.Lock()
 
-    def predict(self, body: bytes, request_id: str | None = None) -> dict:
-        "Score a raw `/predict` body; the reply as a dict (`RequestError` for a bad request)."
-        request_id = request_id or uuid.uuid4().hex
-        records = parse_records(body, self.max_rows)
-        predictions, probabilities, report = self.score(records)
-        if self.log is not None: self._append_log(request_id, records, predictions, probabilities)
-        self.metrics.observe_batch(predictions, report['unknown_categories'])
-        if self.live_drift is not None: self.live_drift.add(records)
-        return self.reply(request_id, predictions, probabilities, report)
+# %% ../nbs/09_serve.ipynb #4e990813
+@patch
+def _start_feedback(self: ModelService, feedback_log_path, quality: dict) -> None:
+    "Make the `Feedback` of this model, the feedback log and this start's token; read both logs back."
+    self.feedback = Feedback(self.task, self.classes, **quality)
+    self.feedback_log = PredictionLog(feedback_log_path) if feedback_log_path is not None else None
+    self.token, self._next_row = new_token(), 0
+    self._lookup = self.feedback.lookup
+    predictions = read_log(self.log.path) if self.log is not None else []
+    labels = read_log(self.feedback_log.path) if self.feedback_log is not None else []
+    if predictions or labels:
+        found = self.feedback.rebuild(predictions, labels)
+        logging.getLogger('mlops_nb.serve').info('read back %d predictions and %d labels (%d in the quality window)',
+                                                 found['predictions'], found['labels'], found['window'])
 
-    def score(self, records: list[dict]) -> tuple[list, list[dict] | None, dict]:
-        "(predictions, probabilities, report) of records from `parse_records`; nothing is logged or counted."
-        frame, report = records_to_frame(records, self.input_schema, self.max_text_length)
-        try: predictions, probabilities = score_frame(self.model, frame, self.task)
-        except (ValueError, TypeError) as e:  # input the checks let through but the model refuses
-            raise RequestError(422, f"the model could not score this batch: {type(e).__name__}: {_clip(e, 200)}") from None
-        row = _not_finite_row(predictions, probabilities)
-        if row is not None:
-            raise RequestError(422, f"record {row}: the model's output is not a finite number; its values are probably far outside the training data")
-        return predictions, probabilities, report
+# %% ../nbs/09_serve.ipynb #10f4b431
+@patch
+def submit(self: ModelService, kind: str, body: bytes, request_id: str | None = None) -> Future:
+    "Queue a `/predict` ('predict') or `/feedback` ('feedback') body; the future's result is the reply dict."
+    if kind not in ('predict', 'feedback'): raise ValueError(f"kind must be 'predict' or 'feedback', got {kind!r}")
+    job = _Job(kind, body, request_id or uuid.uuid4().hex)
+    with self._lock:
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = threading.Thread(target=self._work, name=f'mlops_nb-score-{self.name}', daemon=True)
+            self._thread.start()
+        self._queue.put(job)
+    return job.future
 
-    def reply(self, request_id: str, predictions: list, probabilities: list[dict] | None, report: dict) -> dict:
-        "The JSON reply to a scored batch (echoes of the request bounded, see `MAX_ECHOED`)."
-        unknown = {column: [_clip(v, 100) for v in values[:MAX_ECHOED]] for column, values in report['unknown_categories'].items()}
-        return {'request_id': request_id, 'model': self.name, 'run_id': self.run_id, 'data_md5': self.data_md5,
-                'task': self.task, 'n_rows': len(predictions), 'predictions': predictions,
-                'probabilities': probabilities, 'classes': self.classes,
-                'ignored_columns': [_clip(c, 100) for c in report['ignored_columns'][:MAX_ECHOED]],
-                'unknown_categories': unknown, 'warnings': _warnings(report)}
+@patch
+def predict(self: ModelService, body: bytes, request_id: str | None = None) -> dict:
+    "Score a raw `/predict` body; the reply as a dict (`RequestError` for a bad request)."
+    return self.submit('predict', body, request_id).result()
 
-    def _append_log(self, request_id, records, predictions, probabilities):
-        now = datetime.now(timezone.utc).isoformat(timespec='microseconds')
-        columns = list(self.kinds)
-        self.log.append([{'request_id': request_id, 'row': row, 'time': now, 'model': self.name,
-                          'inputs': {c: record[c] for c in columns}, 'prediction': prediction,
-                          'probabilities': None if probabilities is None else probabilities[row]}
-                         for row, (record, prediction) in enumerate(zip(records, predictions))])
+@patch
+def label(self: ModelService, body: bytes, request_id: str | None = None) -> dict:
+    "Take a raw `/feedback` body; the reply as a dict: each label's status (`RequestError` for a bad body)."
+    return self.submit('feedback', body, request_id).result()
+
+@patch
+def close(self: ModelService, timeout: float = 30.0) -> None:
+    "Stop the scoring thread once the requests already queued are answered."
+    with self._lock: thread, self._thread = self._thread, None
+    if thread is not None and thread.is_alive():
+        self._queue.put(None)
+        thread.join(timeout)
+
+# %% ../nbs/09_serve.ipynb #2dc55b0c
+@patch
+def _next_jobs(self: ModelService) -> tuple[list, bool]:
+    "(the jobs of the next batch, whether `close` asked the thread to stop)."
+    jobs = [self._queue.get()]
+    size = len(jobs[0].body) if jobs[0] is not None else 0
+    while jobs[-1] is not None and len(jobs) < BATCH_REQUESTS and size < BATCH_BYTES:
+        try: jobs.append(self._queue.get_nowait())
+        except queue.Empty: break
+        size += len(jobs[-1].body) if jobs[-1] is not None else 0
+    stop = jobs[-1] is None
+    return (jobs[:-1] if stop else jobs), stop
+
+@patch
+def _work(self: ModelService) -> None:
+    "The scoring thread: batch after batch until `close`."
+    while True:
+        jobs, stop = self._next_jobs()
+        try:
+            predictions = [job for job in jobs if job.kind == 'predict' and self._check(job)]
+            self._score_jobs(predictions)
+            self._log_jobs([job for job in predictions if not job.future.done()])
+            self._label_jobs([job for job in jobs if job.kind == 'feedback' and self._check(job)])
+        except Exception as e:  # a bug: the batch's requests get it (500) and the thread keeps serving
+            logging.getLogger('mlops_nb.serve').exception('scoring thread: a batch failed')
+            for job in jobs:
+                if not job.future.done(): job.future.set_exception(e)
+        if stop: return
+
+# %% ../nbs/09_serve.ipynb #ec98651a
+@patch
+def _check(self: ModelService, job: _Job) -> bool:
+    "Parse and check a job's body (records and columns, or labels); False, with the refusal set, if it is refused."
+    try:
+        if job.kind == 'feedback':
+            job.items = parse_labels(job.body, self.max_rows)
+            return True
+        job.records = parse_records(job.body, self.max_rows)
+        job.columns, job.report = check_columns(job.records, self.input_schema, self.max_text_length)
+        job.tags = _record_tags(job.records, self.card_columns)
+        if self.card_columns: job.report['ignored_columns'] = [c for c in job.report['ignored_columns'] if c not in self.card_columns]
+        return True
+    except RequestError as e:
+        job.future.set_exception(e)
+        return False
+
+# %% ../nbs/09_serve.ipynb #2443da6e
+@patch
+def _score_rows(self: ModelService, columns: dict) -> tuple[np.ndarray, np.ndarray | None]:
+    try: return _scores(self.model, self.fast, columns, self.kinds, self.task)
+    except (ValueError, TypeError) as e:  # input the checks let through but the model refuses
+        raise RequestError(422, f"the model could not score this batch: {type(e).__name__}: {_clip(e, 200)}") from None
+
+@patch
+def _keep_scores(self: ModelService, job: _Job, predictions: np.ndarray, probabilities: np.ndarray | None) -> None:
+    "Store a job's scores, or refuse it if one of its rows has no finite output."
+    row = _first_not_finite(predictions, probabilities)
+    if row is None: job.scores = (predictions, probabilities)
+    else: job.future.set_exception(RequestError(422, f"record {row}: the model's output is not a finite number; "
+                                                     "its values are probably far outside the training data"))
+
+@patch
+def _score_jobs(self: ModelService, jobs: list) -> None:
+    "Score the checked jobs: together when the model allows it, else one by one."
+    if len(jobs) > 1 and self.fast is not None and self.fast.batch_invariant:
+        joined = {column: np.concatenate([job.columns[column] for job in jobs]) for column in self.kinds}
+        try: predictions, probabilities = self._score_rows(joined)
+        except RequestError: pass  # some request holds rows the model refuses: find it, one by one
+        else:
+            bounds = np.cumsum([0] + [len(job.records) for job in jobs])
+            for job, start, stop in zip(jobs, bounds[:-1], bounds[1:]):
+                self._keep_scores(job, predictions[start:stop], None if probabilities is None else probabilities[start:stop])
+            return
+    for job in jobs:
+        try: self._keep_scores(job, *self._score_rows(job.columns))
+        except RequestError as e: job.future.set_exception(e)
+
+# %% ../nbs/09_serve.ipynb #99547914
+@patch
+def _log_rows(self: ModelService, job: _Job, ids: list[str], when: str) -> list[dict]:
+    "The prediction log lines of one scored request."
+    predictions, probabilities = _json_scores(*job.scores, self.classes)
+    columns, tags = list(self.kinds), job.tags
+    lines = [{'request_id': job.request_id, 'prediction_id': ids[row], 'row': row, 'time': when, 'model': self.name,
+              'inputs': {c: record[c] for c in columns}, 'prediction': predictions[row],
+              'probabilities': None if probabilities is None else probabilities[row]}
+             for row, record in enumerate(job.records)]
+    if tags is not None:
+        for line, card, day in zip(lines, tags['card'], tags['day']):
+            if card is not None: line['card'] = card
+            if day is not None: line['day'] = day
+    return lines
+
+@patch
+def _log_jobs(self: ModelService, jobs: list) -> None:
+    "Give the scored jobs their prediction ids, log their rows (one write, one fsync), then keep, count and answer them."
+    if not jobs: return
+    now, first = time.time(), self._next_row
+    when = datetime.fromtimestamp(now, timezone.utc).isoformat(timespec='microseconds')
+    bounds = np.cumsum([first] + [len(job.records) for job in jobs]).tolist()
+    ids = [prediction_ids(self.token, start, stop - start) for start, stop in zip(bounds[:-1], bounds[1:])]
+    self._next_row = bounds[-1]  # numbers are never given twice, even if the write fails
+    if self.log is not None:
+        try: self.log.append([line for job, mine in zip(jobs, ids) for line in self._log_rows(job, mine, when)])
+        except Exception as e:  # a full disk, say: no request of the batch is answered 200
+            logging.getLogger('mlops_nb.serve').exception('prediction log write failed')
+            for job in jobs: job.future.set_exception(e)
+            return
+    self._keep_for_labels(jobs, first, now)
+    for job, mine in zip(jobs, ids):
+        predictions, probabilities = _json_scores(*job.scores, self.classes)
+        self.metrics.observe_batch(predictions, job.report['unknown_categories'])
+        if self.live_drift is not None: self.live_drift.add(job.records)
+        job.future.set_result(self.reply(job.request_id, predictions, probabilities, job.report, prediction_ids=mine))
+
+# %% ../nbs/09_serve.ipynb #429a757a
+@patch
+def _keep_for_labels(self: ModelService, jobs: list, first: int, now: float) -> None:
+    "Put the logged rows in the prediction index: predicted class index (or value), probabilities, card, day."
+    predictions = np.concatenate([job.scores[0] for job in jobs])
+    probabilities = np.concatenate([job.scores[1] for job in jobs]) if jobs[0].scores[1] is not None else None
+    if self._lookup is None: predicted = predictions.astype(np.float64)
+    elif probabilities is not None and _predict_is_argmax(self.model): predicted = probabilities.argmax(axis=1)
+    else: predicted = np.array([label_index(p, self._lookup) for p in predictions.tolist()], dtype=np.float64)
+    tagged = any(job.tags is not None for job in jobs)
+    def tags(key): return [v for job in jobs for v in (job.tags[key] if job.tags is not None else [None] * len(job.records))]
+    days = [np.nan if d is None else d for d in tags('day')] if tagged else None
+    self.feedback.record(self.token, first, np.full(len(predictions), now), predicted, probabilities,
+                         tags('card') if tagged else None, days)
+
+# %% ../nbs/09_serve.ipynb #082e4ab6
+@patch
+def _label_jobs(self: ModelService, jobs: list) -> None:
+    "Judge, log (one write, one fsync), count and answer the checked `/feedback` jobs."
+    if not jobs: return
+    judged = [(job, *self.feedback.label(job.items)) for job in jobs]
+    lines = [{**self.feedback.log_fields(entry), 'request_id': job.request_id, 'model': self.name}
+             for job, _, accepted in judged for entry in accepted]
+    if self.feedback_log is not None and lines:
+        try: self.feedback_log.append(lines)
+        except Exception as e:  # a full disk, say: undo the marks, answer 500
+            logging.getLogger('mlops_nb.serve').exception('feedback log write failed')
+            for job, _, accepted in judged:
+                self.feedback.unlabel(accepted)
+                job.future.set_exception(e)
+            return
+    for job, statuses, accepted in judged:
+        self.feedback.commit(statuses, accepted)
+        job.future.set_result({'request_id': job.request_id, 'model': self.name, 'run_id': self.run_id, 'n_labels': len(statuses),
+                               'statuses': statuses, 'counts': {status: statuses.count(status) for status in STATUSES}})
+
+# %% ../nbs/09_serve.ipynb #20e94af7
+@patch
+def score(self: ModelService, records: list[dict]) -> tuple[list, list[dict] | None, dict]:
+    "(predictions, probabilities, report) of records from `parse_records`; nothing is logged or counted."
+    columns, report = check_columns(records, self.input_schema, self.max_text_length)
+    predictions, probabilities = self._score_rows(columns)
+    row = _first_not_finite(predictions, probabilities)
+    if row is not None:
+        raise RequestError(422, f"record {row}: the model's output is not a finite number; its values are probably far outside the training data")
+    return (*_json_scores(predictions, probabilities, self.classes), report)
+
+@patch
+def reply(self: ModelService, request_id: str, predictions: list, probabilities: list[dict] | None, report: dict,
+          prediction_ids: list[str] | None = None,  # one per row; None: ids made of zeros (an example, never logged)
+          ) -> dict:
+    "The JSON reply to a scored batch (echoes of the request bounded, see `MAX_ECHOED`)."
+    unknown = {column: [_clip(v, 100) for v in values[:MAX_ECHOED]] for column, values in report['unknown_categories'].items()}
+    ids = prediction_ids if prediction_ids is not None else [f"{'0' * 12}-{i}" for i in range(len(predictions))]
+    return {'request_id': request_id, 'model': self.name, 'run_id': self.run_id, 'data_md5': self.data_md5,
+            'task': self.task, 'n_rows': len(predictions), 'predictions': predictions, 'prediction_ids': ids,
+            'probabilities': probabilities, 'classes': self.classes,
+            'ignored_columns': [_clip(c, 100) for c in report['ignored_columns'][:MAX_ECHOED]],
+            'unknown_categories': unknown, 'warnings': _warnings(report)}
 
 # %% ../nbs/09_serve.ipynb #a517f9cd
 def _median_date(parts: dict) -> str | None:
@@ -759,6 +1071,7 @@ def reply_schema(service: ModelService) -> dict:
     properties = {
         'request_id': text, 'model': text, 'run_id': maybe_text, 'data_md5': maybe_text, 'task': maybe_text,
         'n_rows': {'type': 'integer', 'minimum': 1}, 'predictions': {'type': 'array', 'items': label, 'description': 'one per record, in order'},
+        'prediction_ids': {'type': 'array', 'items': text, 'description': 'one per record, in order: the id to send its true label with (POST /feedback)'},
         'probabilities': probabilities, 'classes': classes,
         'ignored_columns': {'type': 'array', 'items': text, 'maxItems': MAX_ECHOED},
         'unknown_categories': {'type': 'object', 'additionalProperties': {'type': 'array', 'items': text, 'maxItems': MAX_ECHOED},
@@ -794,13 +1107,44 @@ def predict_operation(service: ModelService,  # the model served
                                   'headers': {'X-Request-ID': {'schema': {'type': 'string'}, 'description': 'the request id'}}},
                           **_refusals(400, 413, 415, 422, 500)}}
 
+def _feedback_schemas(service: ModelService) -> dict:
+    "The JSON Schemas of a `/feedback` body and of its 200 reply."
+    what = (f"one of the classes {service.classes}, as sent or as text" if service.classes is not None else 'a number')
+    item = {'type': 'object', 'required': ['prediction_id', 'label'], 'description': 'other keys are ignored',
+            'properties': {'prediction_id': {'type': 'string', 'description': 'an id from prediction_ids of a /predict reply'},
+                           'label': {'type': ['string', 'number', 'boolean', 'null'],
+                                     'description': f"the true label: {what}; another value is answered with the status invalid"}}}
+    request = {'type': 'object', 'required': ['labels'], 'description': 'other keys are ignored',
+               'properties': {'labels': {'type': 'array', 'minItems': 1, 'maxItems': service.max_rows, 'items': item}}}
+    statuses = {'type': 'array', 'items': {'enum': list(STATUSES)}, 'description': 'one per label, in order (see the feedback chapter)'}
+    properties = {'request_id': {'type': 'string'}, 'model': {'type': 'string'}, 'run_id': {'type': ['string', 'null']},
+                  'n_labels': {'type': 'integer', 'minimum': 1}, 'statuses': statuses,
+                  'counts': {'type': 'object', 'required': list(STATUSES), 'additionalProperties': False,
+                             'properties': {s: {'type': 'integer', 'minimum': 0} for s in STATUSES}}}
+    return {'FeedbackRequest': request,
+            'FeedbackReply': {'type': 'object', 'required': list(properties), 'properties': properties, 'additionalProperties': False}}
+
+def feedback_operation(service: ModelService) -> dict:
+    "The OpenAPI operation of `POST /feedback`."
+    label = service.classes[-1] if service.classes else 1.5
+    body = {'schema': {'$ref': '#/components/schemas/FeedbackRequest'}, 'example': {'labels': [{'prediction_id': f"{'0' * 12}-0", 'label': label}]}}
+    return {'summary': 'Send the true labels of earlier predictions', 'operationId': 'feedback',
+            'description': ('Each label gets a status: accepted (the first label of a prediction), duplicate (it has one: the first '
+                            'is kept), expired (older than the predictions the server keeps), unknown (no such prediction id), '
+                            f'invalid (not a label of this model). Limit: {service.max_rows} labels.'),
+            'parameters': [{'name': 'X-Request-ID', 'in': 'header', 'required': False, 'schema': {'type': 'string'}}],
+            'requestBody': {'required': True, 'content': {'application/json': body}},
+            'responses': {'200': {'description': 'the status of each label', 'content': {'application/json': {
+                                      'schema': {'$ref': '#/components/schemas/FeedbackReply'}}}},
+                          **_refusals(400, 413, 415, 422, 500)}}
+
 def openapi_components(service: ModelService) -> dict:
-    "The schemas `predict_operation` refers to."
+    "The schemas `predict_operation` and `feedback_operation` refer to."
     request = {'type': 'object', 'required': ['records'], 'description': 'other keys are ignored',
                'properties': {'records': {'type': 'array', 'minItems': 1, 'maxItems': service.max_rows,
                                           'items': {'$ref': '#/components/schemas/Record'}}}}
     return {'Record': record_schema(service.input_schema, service.max_text_length), 'PredictRequest': request,
-            'PredictReply': reply_schema(service), 'Error': _ERROR}
+            'PredictReply': reply_schema(service), 'Error': _ERROR, **_feedback_schemas(service)}
 
 # %% ../nbs/09_serve.ipynb #6bfd9ca6
 def _example_reply(service: ModelService, example: dict) -> dict | None:
@@ -812,11 +1156,11 @@ def openapi_document(app: FastAPI,  # the app (its routes, title, version)
                      service: ModelService,  # the model it serves
                      ) -> dict:
     "The app's OpenAPI document: FastAPI's, with `/predict` and the components generated from the model card."
-    from fastapi.openapi.utils import get_openapi
     document = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
     profile = service.live_drift.profile if service.live_drift is not None else None
     example = example_record(service.input_schema, service.statistics, profile)
     document['paths']['/predict']['post'] = predict_operation(service, example, _example_reply(service, example))
+    document['paths']['/feedback']['post'] = feedback_operation(service)
     document.setdefault('components', {}).setdefault('schemas', {}).update(openapi_components(service))
     return document
 
@@ -828,7 +1172,7 @@ class _AsciiJSON(JSONResponse):
 
 async def _unknown_method(scope, receive, send):
     "405 for a method outside `HTTP_METHODS`."
-    allow = 'POST' if scope['path'] == '/predict' else 'GET'
+    allow = 'POST' if scope['path'] in ('/predict', '/feedback') else 'GET'
     detail = f"method {_clip(scope['method'], 20)!r} is not an HTTP method this server answers; {scope['path'][:100]} takes {allow}"
     await _AsciiJSON({'detail': detail}, status_code=405, headers={'Allow': allow})(scope, receive, send)
 
@@ -879,13 +1223,21 @@ def create_app(model_dir: str | Path,  # a `models.save_model` directory (its mo
                drift_source: str | Path | RunDir | None = None,  # see `DriftCollector`; None: no drift metrics
                reference_profile: dict | str | Path | None = None,  # the run's reference profile: live drift metrics
                max_body_bytes: int = 64 * 2**20,  # the largest body accepted (413 above)
+               feedback_log_path: str | Path | None = None,  # the accepted labels (JSON lines); None: in memory only
+               quality_window_rows: int = 10_000,  # labels in the live quality window at most
+               quality_window_seconds: float = 7 * 86400,  # labels received longer ago leave the window
+               feedback_max_predictions: int = 1_000_000,  # predictions kept for labels to come (older: 'expired')
+               card_precision_k: int = 100,  # cards checked per day for the live card precision@k
                ) -> FastAPI:
-    "A FastAPI app serving the model in `model_dir`: /predict, /health, /model, /metrics, /docs."
+    "A FastAPI app serving the model in `model_dir`: /predict, /feedback, /health, /model, /metrics, /docs."
     model_dir = Path(model_dir)
     card = read_model_card(model_dir)
     model = load_model(model_dir)
-    service = ModelService(model, card, run_id=run_id, data_md5=data_md5, max_rows=max_rows,
-                           log_path=log_path, drift_source=drift_source, reference_profile=reference_profile)
+    quality = dict(max_predictions=feedback_max_predictions, window_rows=quality_window_rows,
+                   window_seconds=quality_window_seconds, k=card_precision_k)
+    service = ModelService(model, card, run_id=run_id, data_md5=data_md5, max_rows=max_rows, log_path=log_path,
+                           drift_source=drift_source, reference_profile=reference_profile,
+                           feedback_log_path=feedback_log_path, quality=quality)
     return app_for_service(service, max_body_bytes=max_body_bytes, model_dir=model_dir)
 
 def app_for_service(service: ModelService,  # the model to serve
@@ -897,7 +1249,8 @@ def app_for_service(service: ModelService,  # the model to serve
                          static_url=DOCS_ASSETS, default_response_class=_AsciiJSON,
                          swagger_ui_parameters={'validatorUrl': None},  # no call to swagger.io from the docs page
                          description=f"Serves model {service.name!r} ({service.task}) of run {service.run_id}. "
-                                     'POST /predict with {"records": [{column: value, ...}, ...]}.')
+                                     'POST /predict with {"records": [{column: value, ...}, ...]}; '
+                                     'POST /feedback with {"labels": [{"prediction_id": ..., "label": ...}, ...]}.')
     app.state.service = service
     _add_error_handlers(app)
     _add_routes(app, service, max_body_bytes, model_dir)
@@ -917,7 +1270,7 @@ def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException):
         detail, where = error.detail, f"{request.method} {_clip(request.url.path, 100)}"
-        if error.status_code == 404: detail = f"no route {where}; routes: POST /predict, GET /health, GET /model, GET /metrics, GET /docs"
+        if error.status_code == 404: detail = f"no route {where}; routes: POST /predict, POST /feedback, GET /health, GET /model, GET /metrics, GET /docs"
         elif error.status_code == 405: detail = f"method {request.method} not allowed on {_clip(request.url.path, 100)}"
         return _AsciiJSON({'detail': detail}, status_code=error.status_code, headers=getattr(error, 'headers', None))
 
@@ -926,23 +1279,31 @@ _HEALTH = {'type': 'object', 'required': ['status', 'model', 'run_id', 'task', '
            'properties': {'status': {'enum': ['ok']}, 'model': {'type': 'string'}, 'run_id': {'type': ['string', 'null']},
                           'task': {'type': ['string', 'null']}, 'model_dir': {'type': ['string', 'null']}, 'uptime_s': {'type': 'number'}}}
 
+async def _answer(service: ModelService, kind: str, request: Request, max_body_bytes: int) -> _AsciiJSON:
+    "Read, queue and answer a `/predict` or `/feedback` request (refusals raise `RequestError`; other errors: 500)."
+    header = request.headers.get('x-request-id', '')
+    request_id = header if _REQUEST_ID.match(header) else uuid.uuid4().hex
+    _require_json(request.headers.get('content-type'))
+    body = await _read_body(request, max_body_bytes)
+    try: reply = await asyncio.wrap_future(service.submit(kind, body, request_id))
+    except RequestError: raise
+    except Exception as e:  # a bug or a full disk: say so in JSON and keep serving
+        logging.getLogger('mlops_nb.serve').exception('request %s failed', request_id)
+        return _AsciiJSON({'detail': f"internal error while handling request {request_id}: {type(e).__name__}: {_clip(e, 200)}"},
+                          status_code=500, headers={'X-Request-ID': request_id})
+    return _AsciiJSON(reply, headers={'X-Request-ID': request_id})
+
 def _add_routes(app: FastAPI, service: ModelService, max_body_bytes: int, model_dir: str | Path | None) -> None:
-    "POST /predict, GET /health, GET /model, GET /metrics."
-    started, log = time.time(), logging.getLogger('mlops_nb.serve')
+    "POST /predict, POST /feedback, GET /health, GET /model, GET /metrics."
+    started = time.time()
 
     @app.post('/predict')
     async def predict(request: Request):
-        header = request.headers.get('x-request-id', '')
-        request_id = header if _REQUEST_ID.match(header) else uuid.uuid4().hex
-        _require_json(request.headers.get('content-type'))
-        body = await _read_body(request, max_body_bytes)
-        try: reply = await run_in_threadpool(service.predict, body, request_id)
-        except RequestError: raise
-        except Exception as e:  # a bug or a full disk: say so in JSON and keep serving
-            log.exception('request %s failed', request_id)
-            return _AsciiJSON({'detail': f"internal error while scoring request {request_id}: {type(e).__name__}: {_clip(e, 200)}"},
-                              status_code=500, headers={'X-Request-ID': request_id})
-        return _AsciiJSON(reply, headers={'X-Request-ID': request_id})
+        return await _answer(service, 'predict', request, max_body_bytes)
+
+    @app.post('/feedback')
+    async def feedback(request: Request):
+        return await _answer(service, 'feedback', request, max_body_bytes)
 
     @app.get('/health', responses={200: {'content': {'application/json': {'schema': _HEALTH}}}})
     def health():
@@ -965,8 +1326,9 @@ def prepare_run(run: str | Path,  # a run directory, a run id or a unique prefix
                 model: str | None = None,  # the model to serve; None: the run's best (`RunDir.best_model`)
                 runs_dir: str | Path = 'runs',  # where run ids are looked up
                 max_rows: int = 10000,  # the most records per request
+                **quality,  # `create_app`'s quality_window_rows, quality_window_seconds, feedback_max_predictions, card_precision_k
                 ) -> FastAPI:
-    "The app `serve_run` serves: the chosen model of a complete run, with its prediction log and drift figures."
+    "The app `serve_run` serves: the chosen model of a complete run, with its prediction and feedback logs and drift figures."
     run = RunDir(resolve_run(run, runs_dir))
     manifest = read_manifest(run)
     status = run_status(manifest)
@@ -977,8 +1339,8 @@ def prepare_run(run: str | Path,  # a run directory, a run id or a unique prefix
     data = manifest.get('data') if isinstance(manifest.get('data'), dict) else {}
     card_md5 = read_model_card(run.model(name)).get('data_md5')
     return create_app(run.model(name), run_id=run.id, data_md5=card_md5 or data.get('md5'), max_rows=max_rows,
-                      log_path=run.prediction_log(name), drift_source=run,
-                      reference_profile=run.reference_profile if run.reference_profile.is_file() else None)
+                      log_path=run.prediction_log(name), drift_source=run, feedback_log_path=run.feedback_log(name),
+                      reference_profile=run.reference_profile if run.reference_profile.is_file() else None, **quality)
 
 def serve_run(run: str | Path,  # a run directory, a run id or a unique prefix of one
               model: str | None = None,  # the model to serve (one of the run's models); None: the run's best
@@ -986,11 +1348,12 @@ def serve_run(run: str | Path,  # a run directory, a run id or a unique prefix o
               port: int = 8000,  # TCP port
               runs_dir: str | Path = 'runs',  # where run ids are looked up
               max_rows: int = 10000,  # the most records per request (413 above)
+              **quality,  # `create_app`'s quality_window_rows, quality_window_seconds, feedback_max_predictions, card_precision_k
               ) -> None:
     "Serve one model of a run over HTTP with uvicorn until interrupted (Ctrl-C)."
     if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
         raise ParamError(f"port must be an integer from 0 to 65535, got {port!r}")
-    app = prepare_run(run, model=model, runs_dir=runs_dir, max_rows=max_rows)
+    app = prepare_run(run, model=model, runs_dir=runs_dir, max_rows=max_rows, **quality)
     uvicorn.run(app, host=host, port=port, log_level='info', access_log=False)
 
 # %% ../nbs/09_serve.ipynb #b808c3ac
