@@ -177,6 +177,7 @@ class QualityWindow:
             raise ParamError(f"quality window rows must be a positive integer, got {max_rows!r}")
         if isinstance(max_seconds, bool) or not isinstance(max_seconds, (int, float)) or not max_seconds > 0:
             raise ParamError(f"quality window seconds must be a positive number, got {max_seconds!r}")
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1: raise ParamError(f"card precision k must be a positive integer, got {k!r}")
         self.task, self.n_classes, self.max_rows, self.max_seconds, self.k = task, n_classes, max_rows, float(max_seconds), k
         self.entries = deque(maxlen=max_rows)  # (received, truth, predicted, probabilities, card, day)
         self._lock, self._version, self._cached = threading.Lock(), 0, (None, None)

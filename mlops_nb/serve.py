@@ -751,12 +751,13 @@ class ModelService:
                  quality=None,  # `feedback.Feedback` options: max_predictions, window_rows, window_seconds, k
                  card_columns: tuple | None = CARD_COLUMNS[:2],  # record keys of the card id and the day (binary models)
                  fast: bool = True,  # score through `inference.compile_model` when the model has a fast path
+                 batch_requests: int = BATCH_REQUESTS,  # requests the scoring thread gathers into one batch at most (1: none)
                  ):
-        for name, value in (('max_rows', max_rows), ('max_text_length', max_text_length)):
+        for name, value in (('max_rows', max_rows), ('max_text_length', max_text_length), ('batch_requests', batch_requests)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ParamError(f"{name} must be a positive integer, got {value!r}")
         self.model, self.card, self.max_rows, self.max_text_length = model, card, max_rows, max_text_length
-        self.name, self.task = str(card.get('name') or 'model'), card.get('task')
+        self.batch_requests, self.name, self.task = batch_requests, str(card.get('name') or 'model'), card.get('task')
         self.statistics = column_statistics(model)
         card_schema = card.get('input_schema') or {}
         self.input_schema = {**card_schema, 'ranges': numeric_ranges(card_schema, self.statistics)}
@@ -825,7 +826,7 @@ def _next_jobs(self: ModelService) -> tuple[list, bool]:
     "(the jobs of the next batch, whether `close` asked the thread to stop)."
     jobs = [self._queue.get()]
     size = len(jobs[0].body) if jobs[0] is not None else 0
-    while jobs[-1] is not None and len(jobs) < BATCH_REQUESTS and size < BATCH_BYTES:
+    while jobs[-1] is not None and len(jobs) < self.batch_requests and size < BATCH_BYTES:
         try: jobs.append(self._queue.get_nowait())
         except queue.Empty: break
         size += len(jobs[-1].body) if jobs[-1] is not None else 0
