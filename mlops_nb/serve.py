@@ -49,12 +49,13 @@ from .vocabulary import is_classification
 
 # %% auto #0
 __all__ = ['MAX_DEPTH', 'MAX_TEXT_LENGTH', 'MAX_FLOAT_INT', 'MAX_CATEGORY_NUMBER', 'ISO_DATETIME', 'ROUTES', 'DOCS_ASSETS',
-           'HTTP_METHODS', 'LATENCY_BUCKETS', 'UNSEEN', 'MAX_ECHOED', 'BATCH_BYTES', 'BATCH_REQUESTS', 'RequestError',
-           'parse_records', 'parse_labels', 'column_kinds', 'column_statistics', 'numeric_ranges', 'check_columns',
-           'records_to_frame', 'score_frame', 'PredictionLog', 'log_lines', 'read_log', 'ServerMetrics', 'route_label',
-           'read_drift_figures', 'DriftCollector', 'LiveDrift', 'ModelService', 'example_record', 'record_schema',
-           'reply_schema', 'predict_operation', 'feedback_operation', 'openapi_components', 'openapi_document',
-           'create_app', 'app_for_service', 'prepare_run', 'serve_run', 'background_server']
+           'HTTP_METHODS', 'LATENCY_BUCKETS', 'UNSEEN', 'MAX_ECHOED', 'BATCH_BYTES', 'BATCH_REQUESTS', 'HTTP_PARSER',
+           'RequestError', 'parse_records', 'parse_labels', 'column_kinds', 'column_statistics', 'numeric_ranges',
+           'check_columns', 'records_to_frame', 'score_frame', 'PredictionLog', 'log_lines', 'read_log',
+           'ServerMetrics', 'route_label', 'read_drift_figures', 'DriftCollector', 'LiveDrift', 'ModelService',
+           'example_record', 'record_schema', 'reply_schema', 'predict_operation', 'feedback_operation',
+           'openapi_components', 'openapi_document', 'create_app', 'app_for_service', 'prepare_run', 'serve_run',
+           'background_server']
 
 # %% ../nbs/09_serve.ipynb #8fb65ca6
 class RequestError(MlopsError):
@@ -1203,17 +1204,28 @@ def _require_json(content_type: str | None) -> None:
         if name.strip().lower() == 'charset' and value.strip().strip('"').lower() not in ('utf-8', 'utf8'):
             raise RequestError(415, f"charset {_clip(value.strip(), 30)!r} is not supported: send the JSON as UTF-8")
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    "The request body, refused with 413 as soon as it passes `limit` bytes."
-    length = request.headers.get('content-length', '')
+async def _read_body(receive, length: str, limit: int) -> bytes | None:
+    "The request body from the ASGI `receive`, refused with 413 as soon as it passes `limit` bytes; None if the client left."
     if length.isdigit() and int(length) > limit:
         raise RequestError(413, f"body of {int(length)} bytes is above the limit of {limit} bytes; split the batch")
-    chunks, size = [], 0
-    async for chunk in request.stream():
+    chunks, size, more = [], 0, True
+    while more:
+        message = await receive()
+        if message['type'] == 'http.disconnect': return None
+        chunk = message.get('body', b'')
         size += len(chunk)
         if size > limit: raise RequestError(413, f"body is above the limit of {limit} bytes; split the batch")
         chunks.append(chunk)
+        more = message.get('more_body', False)
     return b''.join(chunks)
+
+async def _send_json(send, status: int, content: dict, headers: dict | None = None) -> None:
+    "Send `content` as the JSON reply (ASCII, as `_AsciiJSON` writes it)."
+    body = json.dumps(content, ensure_ascii=True, allow_nan=False, separators=(',', ':')).encode('ascii')
+    raw = [(b'content-length', str(len(body)).encode('ascii')), (b'content-type', b'application/json')]
+    raw += [(name.lower().encode('latin-1'), value.encode('latin-1')) for name, value in (headers or {}).items()]
+    await send({'type': 'http.response.start', 'status': status, 'headers': raw})
+    await send({'type': 'http.response.body', 'body': body})
 
 # %% ../nbs/09_serve.ipynb #3155b11f
 def create_app(model_dir: str | Path,  # a `models.save_model` directory (its model card and model files)
@@ -1259,7 +1271,8 @@ def app_for_service(service: ModelService,  # the model to serve
         if app.openapi_schema is None: app.openapi_schema = openapi_document(app, service)
         return app.openapi_schema
     app.openapi = openapi
-    app.add_middleware(_MetricsMiddleware, metrics=service.metrics)
+    app.add_middleware(_ScoringRoutes, service=service, max_body_bytes=max_body_bytes)
+    app.add_middleware(_MetricsMiddleware, metrics=service.metrics)  # added last: outside, so it counts every request
     return app
 
 def _add_error_handlers(app: FastAPI) -> None:
@@ -1280,31 +1293,60 @@ _HEALTH = {'type': 'object', 'required': ['status', 'model', 'run_id', 'task', '
            'properties': {'status': {'enum': ['ok']}, 'model': {'type': 'string'}, 'run_id': {'type': ['string', 'null']},
                           'task': {'type': ['string', 'null']}, 'model_dir': {'type': ['string', 'null']}, 'uptime_s': {'type': 'number'}}}
 
-async def _answer(service: ModelService, kind: str, request: Request, max_body_bytes: int) -> _AsciiJSON:
-    "Read, queue and answer a `/predict` or `/feedback` request (refusals raise `RequestError`; other errors: 500)."
-    header = request.headers.get('x-request-id', '')
-    request_id = header if _REQUEST_ID.match(header) else uuid.uuid4().hex
-    _require_json(request.headers.get('content-type'))
-    body = await _read_body(request, max_body_bytes)
-    try: reply = await asyncio.wrap_future(service.submit(kind, body, request_id))
-    except RequestError: raise
+def _header(scope, name: bytes) -> str:
+    "The first value of a request header (latin-1, as Starlette reads it), '' when absent."
+    return next((value.decode('latin-1') for key, value in scope['headers'] if key.lower() == name), '')
+
+async def _answer(service: ModelService, kind: str, scope, receive, send, max_body_bytes: int) -> None:
+    "Read, queue and answer a `/predict` or `/feedback` request: the reply, a refusal (4xx), or 500 for a bug or a full disk."
+    header = _header(scope, b'x-request-id')
+    request_id = header if _REQUEST_ID.match(header) else os.urandom(16).hex()
+    try:
+        _require_json(_header(scope, b'content-type') or None)
+        body = await _read_body(receive, _header(scope, b'content-length'), max_body_bytes)
+        if body is None: return  # the client went away
+        reply = await asyncio.wrap_future(service.submit(kind, body, request_id))
+    except RequestError as e: return await _send_json(send, e.status, {'detail': e.detail})
     except Exception as e:  # a bug or a full disk: say so in JSON and keep serving
         logging.getLogger('mlops_nb.serve').exception('request %s failed', request_id)
-        return _AsciiJSON({'detail': f"internal error while handling request {request_id}: {type(e).__name__}: {_clip(e, 200)}"},
-                          status_code=500, headers={'X-Request-ID': request_id})
-    return _AsciiJSON(reply, headers={'X-Request-ID': request_id})
+        return await _send_json(send, 500, {'detail': f"internal error while handling request {request_id}: {type(e).__name__}: {_clip(e, 200)}"},
+                                {'X-Request-ID': request_id})
+    await _send_json(send, 200, reply, {'X-Request-ID': request_id})
+
+class _Answer(Response):
+    "What the FastAPI routes of /predict and /feedback return: a response that runs `_answer` (the body is read there)."
+    def __init__(self, service: ModelService, kind: str, max_body_bytes: int):
+        self.service, self.kind, self.max_body_bytes, self.background = service, kind, max_body_bytes, None
+
+    async def __call__(self, scope, receive, send):
+        await _answer(self.service, self.kind, scope, receive, send, self.max_body_bytes)
+
+_SCORING_ROUTES = {'/predict': 'predict', '/feedback': 'feedback'}
+# uvicorn's HTTP parser, named rather than left to 'auto': httptools (picked when installed) answers a method HTTP does not
+# define with a bare 400 before the app sees it; h11 lets it reach `_MetricsMiddleware` (405, counted under 'other')
+HTTP_PARSER = 'h11'
+
+class _ScoringRoutes:
+    "Pure ASGI middleware: POST /predict and /feedback go straight to `_answer`, past FastAPI's routing (the routes run the same)."
+    def __init__(self, app, service: ModelService, max_body_bytes: int):
+        self.app, self.service, self.max_body_bytes = app, service, max_body_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope['type'] == 'http' and scope['method'] == 'POST' and scope['path'] in _SCORING_ROUTES:
+            return await _answer(self.service, _SCORING_ROUTES[scope['path']], scope, receive, send, self.max_body_bytes)
+        await self.app(scope, receive, send)
 
 def _add_routes(app: FastAPI, service: ModelService, max_body_bytes: int, model_dir: str | Path | None) -> None:
     "POST /predict, POST /feedback, GET /health, GET /model, GET /metrics."
     started = time.time()
 
     @app.post('/predict')
-    async def predict(request: Request):
-        return await _answer(service, 'predict', request, max_body_bytes)
+    async def predict():
+        return _Answer(service, 'predict', max_body_bytes)
 
     @app.post('/feedback')
-    async def feedback(request: Request):
-        return await _answer(service, 'feedback', request, max_body_bytes)
+    async def feedback():
+        return _Answer(service, 'feedback', max_body_bytes)
 
     @app.get('/health', responses={200: {'content': {'application/json': {'schema': _HEALTH}}}})
     def health():
@@ -1355,7 +1397,7 @@ def serve_run(run: str | Path,  # a run directory, a run id or a unique prefix o
     if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
         raise ParamError(f"port must be an integer from 0 to 65535, got {port!r}")
     app = prepare_run(run, model=model, runs_dir=runs_dir, max_rows=max_rows, **quality)
-    uvicorn.run(app, host=host, port=port, log_level='info', access_log=False)
+    uvicorn.run(app, host=host, port=port, log_level='info', access_log=False, http=HTTP_PARSER)
 
 # %% ../nbs/09_serve.ipynb #b808c3ac
 @contextmanager
@@ -1365,7 +1407,7 @@ def background_server(app,  # an ASGI app, e.g. from `create_app`
                       timeout: float = 30.0,  # seconds to wait for start and for stop
                       ):
     "Run `app` under uvicorn in a daemon thread; yield its base URL ('http://127.0.0.1:PORT'); stop on exit."
-    config = uvicorn.Config(app, host=host, port=port, log_level='warning', access_log=False, lifespan='off')
+    config = uvicorn.Config(app, host=host, port=port, log_level='warning', access_log=False, lifespan='off', http=HTTP_PARSER)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name='mlops_nb-serve', daemon=True)
     thread.start()
