@@ -51,7 +51,7 @@ from .vocabulary import is_classification
 __all__ = ['MAX_DEPTH', 'MAX_TEXT_LENGTH', 'MAX_FLOAT_INT', 'MAX_CATEGORY_NUMBER', 'ISO_DATETIME', 'ROUTES', 'DOCS_ASSETS',
            'HTTP_METHODS', 'LATENCY_BUCKETS', 'UNSEEN', 'MAX_ECHOED', 'BATCH_BYTES', 'BATCH_REQUESTS', 'HTTP_PARSER',
            'RequestError', 'parse_records', 'parse_labels', 'column_kinds', 'column_statistics', 'numeric_ranges',
-           'check_columns', 'records_to_frame', 'score_frame', 'PredictionLog', 'log_lines', 'read_log',
+           'check_columns', 'records_to_frame', 'score_frame', 'PredictionLog', 'json_lines', 'log_lines', 'read_log',
            'ServerMetrics', 'route_label', 'read_drift_figures', 'DriftCollector', 'LiveDrift', 'ModelService',
            'example_record', 'record_schema', 'reply_schema', 'predict_operation', 'feedback_operation',
            'openapi_components', 'openapi_document', 'create_app', 'app_for_service', 'prepare_run', 'serve_run',
@@ -456,7 +456,10 @@ class PredictionLog:
 
     def append(self, rows: list[dict]) -> int:
         "Append `rows` (JSON-able dicts) as lines; return the bytes written."
-        data = ''.join(json.dumps(row, separators=(',', ':'), allow_nan=False) + '\n' for row in rows).encode('utf-8')
+        return self.write(json_lines(rows))
+
+    def write(self, data: bytes) -> int:
+        "Append `data`, whole lines of JSON (`json_lines`), in one write and one fsync; return the bytes written."
         with self._lock:
             fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)  # read: to check the last byte
             try:
@@ -467,6 +470,10 @@ class PredictionLog:
                 os.fsync(fd)
             finally: os.close(fd)
         return len(data)
+
+def json_lines(rows: list[dict]) -> bytes:
+    "JSON-able dicts as lines of compact JSON (UTF-8)."
+    return ''.join(json.dumps(row, separators=(',', ':'), allow_nan=False) + '\n' for row in rows).encode('utf-8')
 
 def _cut_partial_line(fd: int, size: int, chunk: int = 1 << 16) -> None:
     "Truncate the file after its last newline (cutting a line left short by a crash)."
@@ -752,7 +759,7 @@ class ModelService:
                  quality=None,  # `feedback.Feedback` options: max_predictions, window_rows, window_seconds, k
                  card_columns: tuple | None = CARD_COLUMNS[:2],  # record keys of the card id and the day (binary models)
                  fast: bool = True,  # score through `inference.compile_model` when the model has a fast path
-                 batch_requests: int = BATCH_REQUESTS,  # requests the scoring thread gathers into one batch at most (1: none)
+                 batch_requests: int = BATCH_REQUESTS,  # requests scored together, and batches logged together, at most (1: none)
                  ):
         for name, value in (('max_rows', max_rows), ('max_text_length', max_text_length), ('batch_requests', batch_requests)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -773,7 +780,7 @@ class ModelService:
         self._start_feedback(feedback_log_path, quality or {})
         self.metrics = ServerMetrics(self.name, self.task, self.classes, self.run_id, self.data_md5, drift_source, self.live_drift,
                                      feedback=self.feedback)
-        self._queue, self._thread, self._lock = queue.SimpleQueue(), None, threading.Lock()
+        self._queue, self._commits, self._threads, self._lock = queue.SimpleQueue(), queue.SimpleQueue(), (), threading.Lock()
 
 # %% ../nbs/09_serve.ipynb #4e990813
 @patch
@@ -797,9 +804,10 @@ def submit(self: ModelService, kind: str, body: bytes, request_id: str | None = 
     if kind not in ('predict', 'feedback'): raise ValueError(f"kind must be 'predict' or 'feedback', got {kind!r}")
     job = _Job(kind, body, request_id or uuid.uuid4().hex)
     with self._lock:
-        if self._thread is None or not self._thread.is_alive():
-            self._thread = threading.Thread(target=self._work, name=f'mlops_nb-score-{self.name}', daemon=True)
-            self._thread.start()
+        if not self._threads or not all(thread.is_alive() for thread in self._threads):
+            self._threads = (threading.Thread(target=self._work, name=f'mlops_nb-score-{self.name}', daemon=True),
+                             threading.Thread(target=self._commit_work, name=f'mlops_nb-log-{self.name}', daemon=True))
+            for thread in self._threads: thread.start()
         self._queue.put(job)
     return job.future
 
@@ -815,39 +823,54 @@ def label(self: ModelService, body: bytes, request_id: str | None = None) -> dic
 
 @patch
 def close(self: ModelService, timeout: float = 30.0) -> None:
-    "Stop the scoring thread once the requests already queued are answered."
-    with self._lock: thread, self._thread = self._thread, None
-    if thread is not None and thread.is_alive():
-        self._queue.put(None)
-        thread.join(timeout)
+    "Stop the threads once the requests already queued are answered."
+    with self._lock: threads, self._threads = self._threads, ()
+    if threads and threads[0].is_alive(): self._queue.put(None)  # the scoring thread passes it on to the log thread
+    for thread in threads: thread.join(timeout)
 
 # %% ../nbs/09_serve.ipynb #2dc55b0c
-@patch
-def _next_jobs(self: ModelService) -> tuple[list, bool]:
-    "(the jobs of the next batch, whether `close` asked the thread to stop)."
-    jobs = [self._queue.get()]
-    size = len(jobs[0].body) if jobs[0] is not None else 0
-    while jobs[-1] is not None and len(jobs) < self.batch_requests and size < BATCH_BYTES:
-        try: jobs.append(self._queue.get_nowait())
+def _take(source: queue.SimpleQueue, most: int, size=lambda item: 0, limit: float = math.inf) -> tuple[list, bool]:
+    "(the first item, waited for, and the ones already waiting after it, up to `most` items and `limit` of `size`; whether None came)."
+    items = [source.get()]
+    total = size(items[0]) if items[0] is not None else 0
+    while items[-1] is not None and len(items) < most and total < limit:
+        try: items.append(source.get_nowait())
         except queue.Empty: break
-        size += len(jobs[-1].body) if jobs[-1] is not None else 0
-    stop = jobs[-1] is None
-    return (jobs[:-1] if stop else jobs), stop
+        total += size(items[-1]) if items[-1] is not None else 0
+    stop = items[-1] is None
+    return (items[:-1] if stop else items), stop
+
+def _fail(jobs, error: Exception) -> None:
+    "Answer every job not answered yet with `error` (a 500)."
+    logging.getLogger('mlops_nb.serve').error('a batch failed: %s: %s', type(error).__name__, error, exc_info=error)
+    for job in jobs:
+        if not job.future.done(): job.future.set_exception(error)
 
 @patch
 def _work(self: ModelService) -> None:
-    "The scoring thread: batch after batch until `close`."
+    "The scoring thread: check, score and log-encode batch after batch, hand them to the log thread; until `close`."
     while True:
-        jobs, stop = self._next_jobs()
+        jobs, stop = _take(self._queue, self.batch_requests, lambda job: len(job.body), BATCH_BYTES)
         try:
             predictions = [job for job in jobs if job.kind == 'predict' and self._check(job)]
             self._score_jobs(predictions)
-            self._log_jobs([job for job in predictions if not job.future.done()])
-            self._label_jobs([job for job in jobs if job.kind == 'feedback' and self._check(job)])
-        except Exception as e:  # a bug: the batch's requests get it (500) and the thread keeps serving
-            logging.getLogger('mlops_nb.serve').exception('scoring thread: a batch failed')
-            for job in jobs:
-                if not job.future.done(): job.future.set_exception(e)
+            scored = [job for job in predictions if not job.future.done()]
+            labels = [job for job in jobs if job.kind == 'feedback' and self._check(job)]
+            if scored or labels: self._commits.put((scored, self._encode_log(scored), labels))
+        except Exception as e: _fail(jobs, e)  # a bug: these requests get it (500); the thread keeps serving
+        if stop:
+            self._commits.put(None)
+            return
+
+@patch
+def _commit_work(self: ModelService) -> None:
+    "The log thread: write every batch waiting in one write and one fsync, then answer them; labels after; until `close`."
+    while True:
+        batches, stop = _take(self._commits, self.batch_requests)
+        try:
+            self._commit_predictions([batch for batch in batches if batch[0]])
+            self._label_jobs([job for batch in batches for job in batch[2]])
+        except Exception as e: _fail([job for batch in batches for job in batch[0] + batch[2]], e)
         if stop: return
 
 # %% ../nbs/09_serve.ipynb #ec98651a
@@ -915,26 +938,32 @@ def _log_rows(self: ModelService, job: _Job, ids: list[str], when: str) -> list[
     return lines
 
 @patch
-def _log_jobs(self: ModelService, jobs: list) -> None:
-    "Give the scored jobs their prediction ids, log their rows (one write, one fsync), then keep, count and answer them."
-    if not jobs: return
+def _encode_log(self: ModelService, jobs: list) -> tuple:
+    "(first row number, time, prediction ids of each job, log lines as bytes) of scored jobs: ids given in the scoring thread."
+    if not jobs: return None
     now, first = time.time(), self._next_row
     when = datetime.fromtimestamp(now, timezone.utc).isoformat(timespec='microseconds')
     bounds = np.cumsum([first] + [len(job.records) for job in jobs]).tolist()
     ids = [prediction_ids(self.token, start, stop - start) for start, stop in zip(bounds[:-1], bounds[1:])]
     self._next_row = bounds[-1]  # numbers are never given twice, even if the write fails
+    data = json_lines([line for job, mine in zip(jobs, ids) for line in self._log_rows(job, mine, when)]) if self.log is not None else b''
+    return first, now, ids, data
+
+@patch
+def _commit_predictions(self: ModelService, batches: list) -> None:
+    "Log the rows of scored batches (one write, one fsync), then keep them for labels, count them and answer them."
+    if not batches: return
     if self.log is not None:
-        try: self.log.append([line for job, mine in zip(jobs, ids) for line in self._log_rows(job, mine, when)])
-        except Exception as e:  # a full disk, say: no request of the batch is answered 200
-            logging.getLogger('mlops_nb.serve').exception('prediction log write failed')
-            for job in jobs: job.future.set_exception(e)
-            return
-    self._keep_for_labels(jobs, first, now)
-    for job, mine in zip(jobs, ids):
-        predictions, probabilities = _json_scores(*job.scores, self.classes)
-        self.metrics.observe_batch(predictions, job.report['unknown_categories'])
-        if self.live_drift is not None: self.live_drift.add(job.records)
-        job.future.set_result(self.reply(job.request_id, predictions, probabilities, job.report, prediction_ids=mine))
+        try: self.log.write(b''.join(encoded[3] for _, encoded, _ in batches))
+        except Exception as e:  # a full disk, say: no request of these batches is answered 200
+            return _fail([job for jobs, _, _ in batches for job in jobs], e)
+    for jobs, (first, now, ids, _), _ in batches:
+        self._keep_for_labels(jobs, first, now)
+        for job, mine in zip(jobs, ids):
+            predictions, probabilities = _json_scores(*job.scores, self.classes)
+            self.metrics.observe_batch(predictions, job.report['unknown_categories'])
+            if self.live_drift is not None: self.live_drift.add(job.records)
+            job.future.set_result(self.reply(job.request_id, predictions, probabilities, job.report, prediction_ids=mine))
 
 # %% ../nbs/09_serve.ipynb #429a757a
 @patch
