@@ -48,15 +48,15 @@ from mlops_nb.models import TRUSTED_TYPES, load_model, make_model, save_model
 
 # the server each lever row starts: environment for benchapp.make_app (below), uvicorn's event loop, worker processes
 LEVERS = [
-    ('all levers off: each request scored alone, pandas + ColumnTransformer, FastAPI route, asyncio loop',
+    ('all levers off: each request scored, logged (an fsync) and answered alone; pandas + ColumnTransformer; FastAPI route',
      {'BATCH': '1', 'FAST': '0', 'ROUTE': 'fastapi'}, 'asyncio', 1),
-    ('+ micro-batching: one scoring thread, batch = whatever waits, one fsync per batch',
+    ('+ micro-batching and group commit: a scoring thread takes whatever waits, a log thread writes all it was handed with one fsync',
      {'BATCH': '256', 'FAST': '0', 'ROUTE': 'fastapi'}, 'asyncio', 1),
     ('+ fast path: numpy preprocessing and flat forest, bit for bit (`inference`)',
      {'BATCH': '256', 'FAST': '1', 'ROUTE': 'fastapi'}, 'asyncio', 1),
     ('+ pure ASGI route for /predict (past FastAPI routing) = `mlops-nb serve`',
      {'BATCH': '256', 'FAST': '1', 'ROUTE': 'asgi'}, 'asyncio', 1),
-    ('+ uvloop event loop (not adopted, see below)', {'BATCH': '256', 'FAST': '1', 'ROUTE': 'asgi'}, 'uvloop', 1),
+    ('+ uvloop event loop (not a dependency: uvicorn uses it when installed)', {'BATCH': '256', 'FAST': '1', 'ROUTE': 'asgi'}, 'uvloop', 1),
     ('+ 2 uvicorn worker processes, a log each (not adopted, see below)', {'BATCH': '256', 'FAST': '1', 'ROUTE': 'asgi'}, 'asyncio', 2),
 ]
 FINAL = 3  # the row that is `mlops-nb serve`

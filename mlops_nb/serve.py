@@ -25,6 +25,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
+import orjson
 import pandas as pd
 from fastapi import FastAPI, Request
 from fastapi.openapi.utils import get_openapi
@@ -131,6 +132,12 @@ _EXAMPLE_BODY = '{"records": [{"column": value, ...}, ...]}'
 
 class _NotJsonConstant(ValueError): pass
 
+_DIGITS = bytes(ord('1') if ord('0') <= b <= ord('9') else ord(' ') for b in range(256))  # translate: digits to 1, others to space
+
+def _long_number(body: bytes) -> bool:
+    "Whether `body` holds 19 digits in a row (maybe an integer past 64 bits), found in C (a regex takes ten times longer)."
+    return b'1' * 19 in body.translate(_DIGITS)
+
 def _reject_constant(name):
     raise _NotJsonConstant(name)
 
@@ -141,6 +148,9 @@ def _json_payload(body: bytes, max_depth: int, example: str = _EXAMPLE_BODY):
     except UnicodeDecodeError: raise RequestError(400, "body is not UTF-8 text: send JSON encoded as UTF-8") from None
     if _nested_deeper(body, max_depth):
         raise RequestError(400, f"body nests arrays or objects deeper than {max_depth} levels; a record is a flat object {{column: value}}")
+    if not _long_number(body):  # orjson reads integers past 64 bits as floats: those bodies go to the json module
+        try: return orjson.loads(body)
+        except orjson.JSONDecodeError: pass  # not JSON, or JSON orjson refuses (1e999, a lone surrogate): json says which
     try: return json.loads(text, parse_constant=_reject_constant, parse_int=_json_int)
     except _NotJsonConstant as e:
         raise RequestError(400, f"body is not valid JSON: {e} is not a JSON value; send null for a missing value") from None
@@ -358,7 +368,10 @@ def _datetime_column(column: str, values: list, max_text_length: int) -> np.ndar
 # %% ../nbs/09_serve.ipynb #a467b218
 def _extra_columns(records: list[dict], columns: list) -> list:
     "The columns of `records` the model does not take; 422 naming the first record that lacks a model column."
-    present, wanted = set().union(*records), set(columns)
+    keys, wanted = records[0].keys(), set(columns)
+    if keys >= wanted and all(record.keys() == keys for record in records):  # the usual batch: every record the same keys
+        return sorted((c for c in keys if c not in wanted), key=str)
+    present = set().union(*records)
     extra = sorted((c for c in present if c not in wanted), key=str)
     for column in columns:
         if column in present and all(column in record for record in records): continue
@@ -472,8 +485,10 @@ class PredictionLog:
         return len(data)
 
 def json_lines(rows: list[dict]) -> bytes:
-    "JSON-able dicts as lines of compact JSON (UTF-8)."
-    return ''.join(json.dumps(row, separators=(',', ':'), allow_nan=False) + '\n' for row in rows).encode('utf-8')
+    "JSON-able dicts (finite numbers only) as lines of compact JSON, UTF-8: orjson's, or the json module's for what orjson refuses."
+    try: return b''.join([orjson.dumps(row) + b'\n' for row in rows])
+    except orjson.JSONEncodeError:  # an integer past 64 bits or a lone surrogate in a text
+        return ''.join(json.dumps(row, separators=(',', ':'), allow_nan=False) + '\n' for row in rows).encode('utf-8')
 
 def _cut_partial_line(fd: int, size: int, chunk: int = 1 << 16) -> None:
     "Truncate the file after its last newline (cutting a line left short by a crash)."
@@ -723,7 +738,7 @@ def _warnings(report: dict) -> list[str]:
 
 class _Job:
     "One request for the scoring thread: its kind ('predict' or 'feedback'), body, id, and the future its route waits on."
-    __slots__ = ('kind', 'body', 'request_id', 'future', 'records', 'columns', 'report', 'tags', 'scores', 'items')
+    __slots__ = ('kind', 'body', 'request_id', 'future', 'records', 'columns', 'report', 'tags', 'scores', 'answers', 'items')
     def __init__(self, kind: str, body: bytes, request_id: str):
         self.kind, self.body, self.request_id, self.future = kind, body, request_id, Future()
 
@@ -925,7 +940,7 @@ def _score_jobs(self: ModelService, jobs: list) -> None:
 @patch
 def _log_rows(self: ModelService, job: _Job, ids: list[str], when: str) -> list[dict]:
     "The prediction log lines of one scored request."
-    predictions, probabilities = _json_scores(*job.scores, self.classes)
+    predictions, probabilities = job.answers
     columns, tags = list(self.kinds), job.tags
     lines = [{'request_id': job.request_id, 'prediction_id': ids[row], 'row': row, 'time': when, 'model': self.name,
               'inputs': {c: record[c] for c in columns}, 'prediction': predictions[row],
@@ -946,6 +961,7 @@ def _encode_log(self: ModelService, jobs: list) -> tuple:
     bounds = np.cumsum([first] + [len(job.records) for job in jobs]).tolist()
     ids = [prediction_ids(self.token, start, stop - start) for start, stop in zip(bounds[:-1], bounds[1:])]
     self._next_row = bounds[-1]  # numbers are never given twice, even if the write fails
+    for job in jobs: job.answers = _json_scores(*job.scores, self.classes)
     data = json_lines([line for job, mine in zip(jobs, ids) for line in self._log_rows(job, mine, when)]) if self.log is not None else b''
     return first, now, ids, data
 
@@ -960,7 +976,7 @@ def _commit_predictions(self: ModelService, batches: list) -> None:
     for jobs, (first, now, ids, _), _ in batches:
         self._keep_for_labels(jobs, first, now)
         for job, mine in zip(jobs, ids):
-            predictions, probabilities = _json_scores(*job.scores, self.classes)
+            predictions, probabilities = job.answers
             self.metrics.observe_batch(predictions, job.report['unknown_categories'])
             if self.live_drift is not None: self.live_drift.add(job.records)
             job.future.set_result(self.reply(job.request_id, predictions, probabilities, job.report, prediction_ids=mine))
