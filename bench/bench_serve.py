@@ -54,12 +54,11 @@ LEVERS = [
      {'BATCH': '256', 'FAST': '0', 'ROUTE': 'fastapi'}, 'asyncio', 1),
     ('+ fast path: numpy preprocessing and flat forest, bit for bit (`inference`)',
      {'BATCH': '256', 'FAST': '1', 'ROUTE': 'fastapi'}, 'asyncio', 1),
-    ('+ pure ASGI route for /predict (past FastAPI routing) = `mlops-nb serve`',
-     {'BATCH': '256', 'FAST': '1', 'ROUTE': 'asgi'}, 'asyncio', 1),
-    ('+ uvloop event loop (not a dependency: uvicorn uses it when installed)', {'BATCH': '256', 'FAST': '1', 'ROUTE': 'asgi'}, 'uvloop', 1),
-    ('+ 2 uvicorn worker processes, a log each (not adopted, see below)', {'BATCH': '256', 'FAST': '1', 'ROUTE': 'asgi'}, 'asyncio', 2),
+    ('+ pure ASGI route for /predict and /feedback (past FastAPI routing)', {'BATCH': '256', 'FAST': '1', 'ROUTE': 'asgi'}, 'asyncio', 1),
+    ('+ uvloop event loop = `mlops-nb serve`', {'BATCH': '256', 'FAST': '1', 'ROUTE': 'asgi'}, 'uvloop', 1),
+    ('+ 2 uvicorn worker processes, a log each (not adopted, see below)', {'BATCH': '256', 'FAST': '1', 'ROUTE': 'asgi'}, 'uvloop', 2),
 ]
-FINAL = 3  # the row that is `mlops-nb serve`
+FINAL = 4  # the row that is `mlops-nb serve`
 
 BENCH_APP = '''
 import os

@@ -22,7 +22,7 @@ from .features import categories_as_text
 from .models import OrderedForestClassifier, OrderedForestRegressor
 
 # %% auto #0
-__all__ = ['FastPreprocessor', 'FastForest', 'FastModel', 'probe_columns', 'compile_model']
+__all__ = ['FastPreprocessor', 'FastForest', 'batch_invariant', 'FastModel', 'probe_columns', 'compile_model']
 
 # %% ../nbs/04c_inference.ipynb #c7c01a3c
 def _numeric_arrays(transformer) -> tuple | None:
@@ -244,12 +244,20 @@ def _blocks(self: FastForest, X: np.ndarray) -> np.ndarray:
 FastForest._blocks = _blocks
 
 # %% ../nbs/04c_inference.ipynb #41a53fe2
+def batch_invariant(model) -> bool:
+    "Whether each row of a batch gets the numbers it gets alone: a `make_preprocessor` pipeline ending in an ordered forest or a dummy."
+    steps = getattr(model, 'named_steps', None)
+    if steps is None or 'preprocess' not in steps: return False
+    # dates are parsed column-wise: offsets that differ across requests would turn a whole joined column to UTC
+    if any(name == 'datetime' for name, _, _ in getattr(steps['preprocess'], 'transformers_', [])): return False
+    return type(model.steps[-1][1]) in (OrderedForestClassifier, OrderedForestRegressor, DummyClassifier, DummyRegressor)
+
 class FastModel:
     "A fitted pipeline's prediction path on checked columns, without a DataFrame."
     def __init__(self, model, preprocess: FastPreprocessor, forest: FastForest | None):
         self.model, self.preprocess, self.forest = model, preprocess, forest
         self.final = model.steps[-1][1]
-        self.batch_invariant = forest is not None or isinstance(self.final, (DummyClassifier, DummyRegressor))
+        self.batch_invariant = batch_invariant(model)
 
     def predict_proba(self, columns: dict) -> np.ndarray:
         X = self.preprocess.transform(columns)

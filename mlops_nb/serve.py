@@ -43,7 +43,7 @@ from .core import DataError, MlopsError, ModelError, ParamError, closest_name, d
 from .data import parse_datetime
 from .evaluate import CARD_COLUMNS
 from .feedback import STATUSES, Feedback, QualityCollector, label_index, new_token, prediction_ids
-from .inference import compile_model
+from .inference import batch_invariant, compile_model
 from .models import load_model, read_model_card
 from .runs import RunDir, read_manifest, resolve_run, run_status
 from .vocabulary import is_classification
@@ -309,7 +309,7 @@ def _is_number(value) -> bool:
 
 def _numeric_column(column: str, values: list, bounds) -> np.ndarray:
     "Numbers or None as float64 (None: NaN); 422 for anything else or a number out of `bounds`."
-    checked = _numbers_at_once(values, bounds)
+    checked = _numbers_at_once(values, bounds) if len(values) >= 16 else None  # numpy pays off from a dozen values
     if checked is not None: return checked
     low, high = bounds
     for row, value in enumerate(values):
@@ -790,6 +790,7 @@ class ModelService:
         self.classes = np.asarray(model.classes_).tolist() if is_classification(self.task) and hasattr(model, 'classes_') else None
         self.card_columns = card_columns if self.task == 'binary' and self.classes is not None and len(self.classes) == 2 else None
         self.fast = compile_model(model, self.kinds) if fast else None
+        self.batch_invariant = batch_invariant(model)  # rows may be scored together (the same numbers as alone)
         self.log = PredictionLog(log_path) if log_path is not None else None
         self.live_drift = LiveDrift(reference_profile) if reference_profile is not None else None
         self._start_feedback(feedback_log_path, quality or {})
@@ -923,7 +924,7 @@ def _keep_scores(self: ModelService, job: _Job, predictions: np.ndarray, probabi
 @patch
 def _score_jobs(self: ModelService, jobs: list) -> None:
     "Score the checked jobs: together when the model allows it, else one by one."
-    if len(jobs) > 1 and self.fast is not None and self.fast.batch_invariant:
+    if len(jobs) > 1 and self.batch_invariant:
         joined = {column: np.concatenate([job.columns[column] for job in jobs]) for column in self.kinds}
         try: predictions, probabilities = self._score_rows(joined)
         except RequestError: pass  # some request holds rows the model refuses: find it, one by one
