@@ -238,6 +238,29 @@ def batches(port: int, case: dict, rounds: int = 20) -> dict:
     return {'inprocess': statistics.median(inprocess), 'http': statistics.median(http), 'body_bytes': len(request)}
 
 
+def model_only(case: dict, rounds: int = 30) -> list[tuple]:
+    "(rows, path, median ms, bit-identical) for the forest alone on preprocessed rows: sklearn's, ours, treelite's if installed."
+    from mlops_nb.inference import FastForest  # here: only this table needs the pieces
+    forest, preprocess = case['model'].steps[-1][1], case['model'].steps[0][1]
+    fast, X = FastForest.compile(forest), preprocess.transform(case['test'].head(1000))
+    paths = {'scikit-learn `forest.predict_proba`': forest.predict_proba, '`inference.FastForest`': fast.predict_proba}
+    try:
+        import treelite  # here: an optional lever, measured when installed
+        compiled = treelite.sklearn.import_model(forest)
+        paths['treelite GTIL (not adopted)'] = lambda rows: treelite.gtil.predict(compiled, rows.astype(np.float32).astype(np.float64), nthread=1).reshape(len(rows), -1)
+    except ImportError: pass
+    out = []
+    for n in (1, 8, 1000):
+        expected = forest.predict_proba(X[:n])
+        for name, predict in paths.items():
+            times = []
+            for r in range(rounds if n < 1000 else 10):
+                rows = X[(r * 8) % 900:][:n] if n < 1000 else X
+                start = time.perf_counter(); predict(rows); times.append(time.perf_counter() - start)
+            out.append((n, name, statistics.median(times) * 1e3, bool(np.array_equal(np.asarray(predict(X[:n])), expected))))
+    return out
+
+
 def fsync_latency(folder: Path, n: int = 50) -> float:
     "Median seconds of appending 300 bytes and fsync-ing them (what each batch waits for before its answers)."
     path, times = folder/'fsync-probe.bin', []
@@ -253,7 +276,7 @@ def run_case(case: dict, folder: Path, with_mlflow: bool) -> dict:
     rows = records(case['test'].head(2400))
     case['ours'] = [http_request('/predict', json.dumps({'records': [r]}).encode()) for r in rows]
     case['mlflow'] = [http_request('/invocations', json.dumps({'dataframe_records': [r]}).encode()) for r in rows]
-    results = {'levers': []}
+    results = {'levers': [], 'model_only': model_only(case)}
     for what, env, loop, workers in LEVERS:
         process, port, logs = our_server(case, folder, env, loop, workers)
         try:
@@ -312,7 +335,41 @@ def report(cases: dict, results: dict, quiet: dict, load_end: float, fsync_s: fl
         b = results[name]['batches']
         lines.append(f"| {name} | {b['inprocess']:.4f} | {b['http']:.4f} | {1000 / b['inprocess']:,.0f} | {1000 / b['http']:,.0f} "
                      f"| {b['inprocess'] / b['http']:.2f} |")
-    return '\n'.join(lines + ['']) + '\n'
+    lines += ['', '## The forest alone (in-process, on preprocessed rows, median ms)', '',
+              '| case | rows | path | ms | bit-identical to `predict_proba` |', '| --- | --- | --- | --- | --- |']
+    for name in cases:
+        lines += [f"| {name} | {n} | {path} | {ms:.3f} | {'yes' if same else 'NO'} |" for n, path, ms, same in results[name]['model_only']]
+    return '\n'.join(lines + ['', *targets(cases, results), '', *NOT_ADOPTED]) + '\n'
+
+
+def targets(cases: dict, results: dict) -> list[str]:
+    "Issue 14's targets, read off the tables above for the `mlops-nb serve` row."
+    lines = ['## Targets (issue 14), for the `mlops-nb serve` row', '', '| case | target | measured | met |', '| --- | --- | --- | --- |']
+    for name in cases:
+        final, mlflow, b = results[name]['levers'][FINAL][1], results[name].get('mlflow'), results[name]['batches']
+        rows = [('8 clients: >= 400 requests/s, p99 <= 50 ms', f"{final['eight']['rps']:,.0f}/s, p99 {final['eight']['p99']:.1f} ms",
+                 final['eight']['rps'] >= 400 and final['eight']['p99'] <= 50),
+                ('8 clients: >= 10x `mlflow models serve`', f"{final['eight']['rps'] / mlflow['eight']['rps']:.1f}x" if mlflow else 'not measured',
+                 mlflow is not None and final['eight']['rps'] >= 10 * mlflow['eight']['rps']),
+                ('1 client: p50 <= 3 ms', f"{final['one']['p50']:.2f} ms", final['one']['p50'] <= 3),
+                ('1,000-row batches: HTTP >= 0.8x in-process rows/s', f"{b['inprocess'] / b['http']:.2f}x", b['inprocess'] / b['http'] >= 0.8)]
+        lines += [f"| {name} | {target} | {measured} | {'yes' if ok else 'NO'} |" for target, measured, ok in rows]
+    return lines
+
+
+NOT_ADOPTED = [
+    '## Levers not adopted', '',
+    '- **Several uvicorn worker processes**: each process is a server of its own, with its own prediction ids, prediction '
+    'index and quality window (a label sent to another process than the one that made the prediction would be `unknown`), '
+    'its own Prometheus registry (a scrape sees one process) and its own log writer. Measured above with a log per process; '
+    'not worth breaking labels and metrics for.',
+    '- **Compiled tree libraries**: treelite\'s GTIL (measured above when installed) gives the same numbers on these forests '
+    'but is not faster than `inference.FastForest` for one or eight rows, and is slower than scikit-learn for 1,000; numba '
+    '(tried while building `inference`) also gives the same numbers, at the cost of a 40 MB dependency and a compile at start, '
+    'for a single-row gain that the HTTP layer hides. ONNX Runtime (skl2onnx) compares float32 thresholds, so its answers are '
+    'not the model\'s bit for bit: ruled out by issue 14.',
+    '- **httptools** (uvicorn\'s C parser): it answers a method HTTP does not define with a bare 400 before the app sees it, '
+    'where h11 lets the app answer 405 and count it (issue 10); the server names h11.']
 
 
 def main():
