@@ -272,25 +272,31 @@ def fsync_latency(folder: Path, n: int = 50) -> float:
     return statistics.median(times)
 
 
-def run_case(case: dict, folder: Path, with_mlflow: bool) -> dict:
+def median_of(runs: list[dict]) -> dict:
+    "The median over rounds of each figure of `single_rows`."
+    return {part: {key: statistics.median(run[part][key] for run in runs) for key in runs[0][part]} for part in runs[0]}
+
+
+def run_case(case: dict, folder: Path, with_mlflow: bool, rounds: int) -> dict:
+    "Every lever's server and MLflow's started at once (idle ones cost nothing), then measured in turn, `rounds` times."
     rows = records(case['test'].head(2400))
     case['ours'] = [http_request('/predict', json.dumps({'records': [r]}).encode()) for r in rows]
     case['mlflow'] = [http_request('/invocations', json.dumps({'dataframe_records': [r]}).encode()) for r in rows]
-    results = {'levers': [], 'model_only': model_only(case)}
-    for what, env, loop, workers in LEVERS:
-        process, port, logs = our_server(case, folder, env, loop, workers)
-        try:
-            results['levers'].append((what, single_rows(port, case['ours'])))
-            if what == LEVERS[FINAL][0]:
-                check_answers(port, case)
-                results['batches'] = batches(port, case)
-        finally: stop(process)
-        print(case['name'], what[:60], results['levers'][-1][1], flush=True)
-    if with_mlflow:
-        process, port = mlflow_server(case)
-        try: results['mlflow'] = single_rows(port, case['mlflow'][:800])
-        finally: stop(process)
-        print(case['name'], 'mlflow', results['mlflow'], flush=True)
+    results, servers = {'model_only': model_only(case)}, []
+    try:
+        for what, env, loop, workers in LEVERS: servers.append((what, *our_server(case, folder, env, loop, workers)[:2], case['ours']))
+        if with_mlflow: servers.append(('mlflow', *mlflow_server(case), case['mlflow'][:800]))
+        check_answers(servers[FINAL][2], case)
+        results['batches'] = batches(servers[FINAL][2], case)
+        runs = {what: [] for what, *_ in servers}
+        for round_ in range(rounds):  # rounds interleave the servers, so that a change of the machine's load hits them all
+            for what, process, port, requests in servers:
+                runs[what].append(single_rows(port, requests))
+                print(case['name'], round_, what[:50], runs[what][-1], flush=True)
+    finally:
+        for _, process, *_ in servers: stop(process)
+    results['levers'] = [(what, median_of(runs[what])) for what, *_ in LEVERS]
+    if with_mlflow: results['mlflow'] = median_of(runs['mlflow'])
     return results
 
 
@@ -308,14 +314,14 @@ def lever_table(name: str, results: dict) -> list[str]:
     return lines + ['']
 
 
-def report(cases: dict, results: dict, quiet: dict, load_end: float, fsync_s: float) -> str:
+def report(cases: dict, results: dict, quiet: dict, load_end: float, fsync_s: float, rounds: int) -> str:
     cpu = next((line.split(':', 1)[1].strip() for line in Path('/proc/cpuinfo').read_text().splitlines() if line.startswith('model name')), platform.processor())
     lines = ['# Serving benchmark', '',
              f'Machine: {os.cpu_count()} CPUs ({cpu}), shared with other work; Python {platform.python_version()}. '
              f"Produced by `bench/bench_serve.py` in one run. Load average (1 min) when the run started: {quiet['load_start']:.2f} "
              f"({'below' if quiet['quiet'] else 'NOT below'} the 1.5 asked for, after waiting {quiet['waited_s'] / 60:.0f} min; "
-             f"{quiet['load_first']:.2f} when the wait began), {load_end:.2f} at the end. Absolute figures move with the load; "
-             'rows of one table were measured one after the other within about a minute.', '',
+             f"{quiet['load_first']:.2f} when the wait began), {load_end:.2f} at the end. Absolute figures move with the load "
+             'of the other work on the machine.', '',
              f"Models: the package's random forest (`make_model('rf', 'binary')`: 200 trees, n_jobs=-1) on the built-in datasets at "
              'their default size: ' + '; '.join(f"{c['name']} ({c['train_rows']:,} training rows, {len(c['features'])} inputs, trees up to "
                                               f"{c['depth']} levels deep)" for c in cases.values()) + '.', '',
@@ -325,8 +331,9 @@ def report(cases: dict, results: dict, quiet: dict, load_end: float, fsync_s: fl
              'requests (or 10 s, at least 30 each). MLflow: `mlflow models serve --env-manager local` (its uvicorn server, one '
              'worker), payload `{"dataframe_records": [row]}`.', '',
              '## Single-row requests, lever by lever', '',
-             'Each row adds one lever to the row above. Every answer of the `mlops-nb serve` row was checked against '
-             '`model.predict_proba` on the same row, bit for bit.', '']
+             'Each row adds one lever to the row above. All the servers of a table run at once (an idle one costs nothing) and '
+             f'are measured in turn, {rounds} rounds over them all; each figure is the median of the rounds. '
+             'Every answer of the `mlops-nb serve` row was checked against `model.predict_proba` on the same row, bit for bit.', '']
     for name in cases: lines += lever_table(name, results[name])
     lines += ['## Batches of 1,000 rows (20 each, alternated, median)', '',
               '| case | in-process `model.predict_proba(frame)` s | HTTP `POST /predict` s | rows/s in-process | rows/s HTTP | HTTP / in-process |',
@@ -377,6 +384,7 @@ def main():
     parser.add_argument('--cases', default='fraud,maintenance')
     parser.add_argument('--quiet-load', type=float, default=1.5, help='wait for a 1-minute load average below this')
     parser.add_argument('--wait', type=float, default=1800, help='seconds to wait for it at most (then run anyway, and say so)')
+    parser.add_argument('--rounds', type=int, default=3, help='measurements of each server, interleaved (the median is reported)')
     parser.add_argument('--out', default=str(Path(__file__).parent/'results'/'serve.md'))
     args = parser.parse_args()
     try: import mlflow  # noqa: F401 -- an optional benchmark dependency
@@ -388,8 +396,8 @@ def main():
         cases = {name: build_case(name, folder) for name in args.cases.split(',')}
         quiet = wait_until_quiet(args.quiet_load, args.wait)
         fsync_s = fsync_latency(folder)
-        results = {name: run_case(case, folder, with_mlflow) for name, case in cases.items()}
-        text = report(cases, results, quiet, os.getloadavg()[0], fsync_s)
+        results = {name: run_case(case, folder, with_mlflow, args.rounds) for name, case in cases.items()}
+        text = report(cases, results, quiet, os.getloadavg()[0], fsync_s, args.rounds)
     atomic_write_text(args.out, text)
     print(text)
 

@@ -55,12 +55,24 @@ class PredictionIndex:
         if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1:
             raise ParamError(f"max_predictions must be a positive integer, got {capacity!r}")
         self.capacity, self.end = capacity, 0  # rows [end - capacity, end) are kept, at position % capacity
-        self.time = np.full(capacity, np.nan)
-        self.predicted = np.zeros(capacity)  # class index, or the predicted value
-        self.probabilities = np.zeros((capacity, n_classes)) if n_classes else None
-        self.card, self.day = np.full(capacity, None, dtype=object), np.full(capacity, np.nan)
-        self.labelled = np.zeros(capacity, dtype=bool)
+        size = min(capacity, 1024)  # the arrays grow (doubling) up to capacity as predictions come
+        self.time, self.predicted, self.day = np.full(size, np.nan), np.zeros(size), np.full(size, np.nan)  # predicted: class index or value
+        self.probabilities = np.zeros((size, n_classes)) if n_classes else None
+        self.card, self.labelled = np.full(size, None, dtype=object), np.zeros(size, dtype=bool)
         self.segments: dict[str, list[tuple[int, int, int]]] = {}  # token -> [(first row number, position, count)]
+
+    def _grow(self, rows: int) -> None:
+        "Make room for `rows` rows past `end` (positions stay: below capacity, a row's position is its number)."
+        size = len(self.time)
+        if size >= self.capacity or self.end + rows <= size: return
+        size = min(self.capacity, max(2 * size, self.end + rows))
+        def grown(array, fill):
+            out = np.full((size, *array.shape[1:]), fill, dtype=array.dtype)
+            out[:len(array)] = array
+            return out
+        self.time, self.predicted, self.day = grown(self.time, np.nan), grown(self.predicted, 0.0), grown(self.day, np.nan)
+        self.card, self.labelled = grown(self.card, None), grown(self.labelled, False)
+        if self.probabilities is not None: self.probabilities = grown(self.probabilities, 0.0)
 
     def _segment(self, token: str, first: int, n: int) -> None:
         "Note that rows `first`.. of `token` sit at positions end.. (extending the last segment when contiguous)."
@@ -85,6 +97,7 @@ def _add_rows(self: PredictionIndex,
         times, predicted = times[skip:], predicted[skip:]
         probabilities = probabilities[skip:] if probabilities is not None else None
         cards, days = (cards[skip:] if cards is not None else None), (days[skip:] if days is not None else None)
+    self._grow(n)
     where = np.arange(self.end, self.end + n) % self.capacity
     self.time[where], self.predicted[where], self.labelled[where] = times, predicted, False
     if self.probabilities is not None: self.probabilities[where] = probabilities
