@@ -8,11 +8,9 @@ Docs: https://mlops-nb.github.io/mlops_nb/inference.html.md"""
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
-from joblib import effective_n_jobs
 from sklearn.dummy import DummyClassifier, DummyRegressor
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
@@ -185,14 +183,11 @@ def _walk(trees: dict, X32: np.ndarray) -> np.ndarray:
 # %% ../nbs/04c_inference.ipynb #0d5ed8ae
 class FastForest:
     "A fitted ordered forest as flat arrays: the forest's own numbers for small batches, without 200 calls."
-    def __init__(self, forest,
-                 max_rows: int = 32,  # above this many rows the forest's own compiled trees are used
-                 block_rows: int = 256,  # rows per thread at least, for those
-                 ):
-        self.forest, self.max_rows, self.block_rows = forest, max_rows, block_rows
+    def __init__(self, forest, max_rows: int = 32):  # above max_rows rows the forest's own compiled code is used
+        self.forest, self.max_rows = forest, max_rows
         self.classifier = isinstance(forest, OrderedForestClassifier)
         n_values = len(forest.classes_) if self.classifier else 1
-        self.trees, self.n_threads, self._pool = _flat_trees(forest.estimators_, n_values), effective_n_jobs(forest.n_jobs), None
+        self.trees = _flat_trees(forest.estimators_, n_values)
 
     @classmethod
     def compile(cls, estimator, max_rows: int = 32) -> FastForest | None:
@@ -201,10 +196,10 @@ class FastForest:
         if getattr(estimator, 'n_outputs_', None) != 1: return None
         return cls(estimator, max_rows)
 
-    def _average(self, X: np.ndarray) -> np.ndarray:
-        "(rows, values): mean over trees of the leaf values, summed in tree order."
+    def _average(self, X: np.ndarray) -> np.ndarray | None:
+        "Mean over trees of the leaf values, summed in tree order; None when the forest's own code must answer."
         X32 = np.asarray(X, dtype=np.float32)  # the forest's _validate_X_predict casts the same way
-        if len(X32) > self.max_rows or not np.isfinite(X32).all(): return self._blocks(X)  # errors worded by sklearn
+        if len(X32) > self.max_rows or not np.isfinite(X32).all(): return None  # big batches; errors worded by sklearn
         n_trees = len(self.trees['roots'])
         leaves = _walk(self.trees, np.ascontiguousarray(X32)).reshape(len(X32), n_trees)
         total = np.add.accumulate(self.trees['value'][leaves], axis=1)[:, -1]
@@ -212,36 +207,14 @@ class FastForest:
         return total
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        return self._average(X)
+        total = self._average(X)
+        return self.forest.predict_proba(X) if total is None else total
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         "Regressors: the mean prediction; classifiers: the class of highest probability, as the forest's `predict`."
         if self.classifier: return self.forest.classes_.take(np.argmax(self.predict_proba(X), axis=1), axis=0)
-        return self._average(X)[:, 0]
-
-# %% ../nbs/04c_inference.ipynb #2df1dd32
-def _blocks(self: FastForest, X: np.ndarray) -> np.ndarray:
-    "The forest's own per-tree code (`tree.predict_proba` / `predict`), summed in tree order, row blocks over threads."
-    forest = self.forest
-    X32 = forest._validate_X_predict(X)  # the forest's own checks and cast (a value past float32 is refused here)
-    trees, n = forest.estimators_, len(X32)
-    if self.classifier: one = lambda tree, rows: tree.predict_proba(rows, check_input=False)
-    else: one = lambda tree, rows: tree.predict(rows, check_input=False)
-    def block(rows):
-        total = np.array(one(trees[0], rows), dtype=np.float64)  # a copy we own
-        for tree in trees[1:]: total += one(tree, rows)
-        return total
-    n_blocks = max(1, min(self.n_threads, n // self.block_rows))
-    bounds = np.linspace(0, n, n_blocks + 1).astype(int)
-    if n_blocks == 1: parts = [block(X32)]
-    else:
-        if self._pool is None: self._pool = ThreadPoolExecutor(self.n_threads, thread_name_prefix='mlops_nb-forest')
-        parts = list(self._pool.map(block, [X32[a:b] for a, b in zip(bounds[:-1], bounds[1:])]))
-    total = np.concatenate(parts)
-    total /= len(trees)
-    return total.reshape(n, -1)
-
-FastForest._blocks = _blocks
+        total = self._average(X)
+        return self.forest.predict(X) if total is None else total[:, 0]
 
 # %% ../nbs/04c_inference.ipynb #41a53fe2
 def batch_invariant(model) -> bool:
