@@ -134,7 +134,9 @@ def _cmd_data_make(args) -> int:
 def _cmd_serve(args) -> int:
     from mlops_nb.serve import serve_run  # here: only this command pays for FastAPI and uvicorn
     serve_run(args.run, model=args.model, host=args.host, port=args.port, runs_dir=_folder(args.runs_dir) or 'runs',
-              max_rows=args.max_rows)
+              max_rows=args.max_rows, quality_window_rows=args.quality_window_rows,
+              quality_window_seconds=args.quality_window_seconds, feedback_max_predictions=args.feedback_max_predictions,
+              card_precision_k=args.card_precision_k)
     return EXIT_OK
 
 def _cmd_monitor(args) -> int:
@@ -171,6 +173,14 @@ def _add_serve(commands) -> None:
     serve.add_argument('--port', type=int, default=8000, help='port (default: 8000)')
     _runs_dir_option(serve)
     serve.add_argument('--max-rows', type=int, default=10_000, help='largest batch accepted by /predict (default: 10000)')
+    serve.add_argument('--quality-window-rows', type=int, default=10_000,
+                       help='labelled predictions behind the live quality metrics, at most (default: 10000)')
+    serve.add_argument('--quality-window-seconds', type=float, default=7 * 86400,
+                       help='labels received longer ago leave the live quality window (default: 604800, 7 days)')
+    serve.add_argument('--feedback-max-predictions', type=int, default=1_000_000,
+                       help="predictions kept for labels to come; a label for an older one is 'expired' (default: 1000000)")
+    serve.add_argument('--card-precision-k', type=int, default=100,
+                       help='cards checked per day for the live card precision@k (default: 100)')
     serve.set_defaults(handler=_cmd_serve)
 
 # %% ../nbs/08_cli.ipynb #7e9cd955

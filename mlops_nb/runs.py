@@ -124,6 +124,11 @@ def prediction_log(self: RunDir, model: str) -> Path:
     return self.path/'prediction_log'/f"{_plain_name(model, 'model')}.jsonl"
 
 @patch
+def feedback_log(self: RunDir, model: str) -> Path:
+    "The true labels the model server accepted for this model's predictions: `feedback_log/<model>.jsonl`."
+    return self.path/'feedback_log'/f"{_plain_name(model, 'model')}.jsonl"
+
+@patch
 def plot(self: RunDir, name: str) -> Path:
     "A figure of the run: `plots/<name>.png`."
     return self.plots/f"{_plain_name(name, 'plot')}.png"
@@ -266,7 +271,7 @@ def load_predictions(run_dir: str | Path, model_name: str) -> pd.DataFrame:
 @patch
 def file_md5s(self: RunDir) -> dict[str, str]:
     "`{relative path: md5}` of the run's files, except the manifest, hidden files and the growing folders."
-    growing = (self.prediction_log('x').parent, self.monitoring)
+    growing = (self.prediction_log('x').parent, self.feedback_log('x').parent, self.monitoring)
     files = {}
     for path in sorted(self.path.rglob('*')):
         relative = path.relative_to(self.path)

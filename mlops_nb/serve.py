@@ -7,47 +7,56 @@ Docs: https://mlops-nb.github.io/mlops_nb/serve.html.md"""
 # %% ../nbs/09_serve.ipynb #119869a5
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import math
 import os
+import queue
 import re
 import sys
 import threading
 import time
 import uuid
-from collections import Counter as _Tally
+from collections import Counter as _Tally, deque
+from concurrent.futures import Future
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
+import orjson
 import pandas as pd
 from fastapi import FastAPI, Request
+from fastapi.openapi.utils import get_openapi
+from fastcore.basics import patch
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from fastapi_offline import FastAPIOffline
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, Summary, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from sklearn.ensemble._forest import ForestClassifier
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 import uvicorn
 
 from . import __version__
 from .core import DataError, MlopsError, ModelError, ParamError, closest_name, did_you_mean, read_json
 from .data import parse_datetime
+from .evaluate import CARD_COLUMNS
+from .feedback import STATUSES, Feedback, QualityCollector, label_index, new_token, prediction_ids
+from .inference import batch_invariant, compile_model
 from .models import load_model, read_model_card
 from .runs import RunDir, read_manifest, resolve_run, run_status
 from .vocabulary import is_classification
 
 # %% auto #0
 __all__ = ['MAX_DEPTH', 'MAX_TEXT_LENGTH', 'MAX_FLOAT_INT', 'MAX_CATEGORY_NUMBER', 'ISO_DATETIME', 'ROUTES', 'DOCS_ASSETS',
-           'HTTP_METHODS', 'LATENCY_BUCKETS', 'UNSEEN', 'MAX_ECHOED', 'RequestError', 'parse_records', 'column_kinds',
-           'column_statistics', 'numeric_ranges', 'records_to_frame', 'score_frame', 'PredictionLog', 'log_lines',
+           'HTTP_METHODS', 'LATENCY_BUCKETS', 'UNSEEN', 'MAX_ECHOED', 'BATCH_BYTES', 'BATCH_REQUESTS', 'HTTP_PARSER',
+           'RequestError', 'parse_records', 'parse_labels', 'column_kinds', 'column_statistics', 'numeric_ranges',
+           'check_columns', 'records_to_frame', 'score_frame', 'PredictionLog', 'json_lines', 'log_lines', 'read_log',
            'ServerMetrics', 'route_label', 'read_drift_figures', 'DriftCollector', 'LiveDrift', 'ModelService',
-           'example_record', 'record_schema', 'reply_schema', 'predict_operation', 'openapi_components',
-           'openapi_document', 'create_app', 'app_for_service', 'prepare_run', 'prepare_registered', 'serve_run',
-           'background_server']
+           'example_record', 'record_schema', 'reply_schema', 'predict_operation', 'feedback_operation',
+           'openapi_components', 'openapi_document', 'create_app', 'app_for_service', 'prepare_run',
+           'prepare_registered', 'serve_run', 'background_server']
 
 # %% ../nbs/09_serve.ipynb #8fb65ca6
 class RequestError(MlopsError):
@@ -123,23 +132,32 @@ _EXAMPLE_BODY = '{"records": [{"column": value, ...}, ...]}'
 
 class _NotJsonConstant(ValueError): pass
 
+_DIGITS = bytes(ord('1') if ord('0') <= b <= ord('9') else ord(' ') for b in range(256))  # translate: digits to 1, others to space
+
+def _long_number(body: bytes) -> bool:
+    "Whether `body` holds 19 digits in a row (maybe an integer past 64 bits), found in C (a regex takes ten times longer)."
+    return b'1' * 19 in body.translate(_DIGITS)
+
 def _reject_constant(name):
     raise _NotJsonConstant(name)
 
-def _json_payload(body: bytes, max_depth: int):
+def _json_payload(body: bytes, max_depth: int, example: str = _EXAMPLE_BODY):
     "The parsed JSON of a body; `RequestError` 400 when it is empty, not UTF-8, not JSON or nested too deep."
-    if not body.strip(): raise RequestError(400, f"empty body: send JSON like {_EXAMPLE_BODY}")
+    if not body.strip(): raise RequestError(400, f"empty body: send JSON like {example}")
     try: text = body.decode('utf-8')
     except UnicodeDecodeError: raise RequestError(400, "body is not UTF-8 text: send JSON encoded as UTF-8") from None
     if _nested_deeper(body, max_depth):
         raise RequestError(400, f"body nests arrays or objects deeper than {max_depth} levels; a record is a flat object {{column: value}}")
+    if not _long_number(body):  # orjson reads integers past 64 bits as floats: those bodies go to the json module
+        try: return orjson.loads(body)
+        except orjson.JSONDecodeError: pass  # not JSON, or JSON orjson refuses (1e999, a lone surrogate): json says which
     try: return json.loads(text, parse_constant=_reject_constant, parse_int=_json_int)
     except _NotJsonConstant as e:
         raise RequestError(400, f"body is not valid JSON: {e} is not a JSON value; send null for a missing value") from None
     except json.JSONDecodeError as e:
-        raise RequestError(400, f"body is not valid JSON ({e.msg} at line {e.lineno} column {e.colno}); send {_EXAMPLE_BODY}") from None
+        raise RequestError(400, f"body is not valid JSON ({e.msg} at line {e.lineno} column {e.colno}); send {example}") from None
     except RecursionError:  # not reached after the depth check; kept so that no body ends in a 500
-        raise RequestError(400, f"body nests arrays or objects too deeply; send {_EXAMPLE_BODY}") from None
+        raise RequestError(400, f"body nests arrays or objects too deeply; send {example}") from None
 
 def parse_records(body: bytes,  # the raw request body
                   max_rows: int = 10000,  # the most records one request may hold (413 above)
@@ -164,6 +182,33 @@ def parse_records(body: bytes,  # the raw request body
         if not isinstance(record, dict):
             raise RequestError(422, f"record {row} is a JSON {_json_kind(record)}, expected an object {{column: value}}")
     return records
+
+# %% ../nbs/09_serve.ipynb #4d4871d5
+_LABELS_BODY = '{"labels": [{"prediction_id": "...", "label": ...}, ...]}'
+
+def parse_labels(body: bytes,  # the raw request body
+                 max_rows: int = 10000,  # the most labels one request may hold (413 above)
+                 max_depth: int = MAX_DEPTH,  # the deepest nesting (400 above)
+                 ) -> list[tuple]:
+    "[(prediction id, label)] of a `/feedback` body; `RequestError` 400, 422 or 413 for a body of the wrong shape."
+    payload = _json_payload(body, max_depth, _LABELS_BODY)
+    if not isinstance(payload, dict) or 'labels' not in payload:
+        what = f"a JSON {_json_kind(payload)}" if not isinstance(payload, dict) else 'an object without "labels"'
+        raise RequestError(422, f"body must be a JSON object like {_LABELS_BODY}, got {what}")
+    labels = payload['labels']
+    if not isinstance(labels, list): raise RequestError(422, f'"labels" must be a list of objects, got a JSON {_json_kind(labels)}')
+    if not labels: raise RequestError(422, '"labels" is empty: send at least one label')
+    if len(labels) > max_rows:
+        raise RequestError(413, f'"labels" has {len(labels)} items, above the limit of {max_rows} per request; split the batch')
+    for i, item in enumerate(labels):
+        if not isinstance(item, dict): raise RequestError(422, f"label {i} is a JSON {_json_kind(item)}, expected an object {{prediction_id, label}}")
+        missing = [key for key in ('prediction_id', 'label') if key not in item]
+        if missing: raise RequestError(422, f'label {i} has no "{missing[0]}" key; send {_LABELS_BODY}')
+        if not isinstance(item['prediction_id'], str):
+            raise RequestError(422, f"label {i}: prediction_id must be text (as /predict returned it), got a JSON {_json_kind(item['prediction_id'])}")
+        if isinstance(item['label'], (list, dict)):
+            raise RequestError(422, f"label {i}: the label must be text, a number, true, false or null, got a JSON {_json_kind(item['label'])}")
+    return [(item['prediction_id'], item['label']) for item in labels]
 
 # %% ../nbs/09_serve.ipynb #f649a193
 def _dtype_kind(dtype: str | None) -> str:
@@ -264,6 +309,8 @@ def _is_number(value) -> bool:
 
 def _numeric_column(column: str, values: list, bounds) -> np.ndarray:
     "Numbers or None as float64 (None: NaN); 422 for anything else or a number out of `bounds`."
+    checked = _numbers_at_once(values, bounds) if len(values) >= 16 else None  # numpy pays off from a dozen values
+    if checked is not None: return checked
     low, high = bounds
     for row, value in enumerate(values):
         if value is None: continue
@@ -273,6 +320,23 @@ def _numeric_column(column: str, values: list, bounds) -> np.ndarray:
             _refuse(column, row, f"{_excerpt(value)} is outside the range this model accepts, {low:.6g} to {high:.6g} "
                                  "(a billion training standard deviations around the training mean); check the units")
     return np.array(values, dtype=np.float64)
+
+_NUMBER_TYPES = {float, int, type(None)}
+
+def _numbers_at_once(values: list, bounds) -> np.ndarray | None:
+    "The column as float64 when every value passes the checks, found with numpy; None: let the loop find the problem."
+    if not set(map(type, values)) <= _NUMBER_TYPES: return None
+    try: array = np.array(values, dtype=np.float64)
+    except OverflowError: return None  # an integer beyond the float range
+    low, high = float(bounds[0]), float(bounds[1])
+    low = math.nextafter(low, math.inf) if low < bounds[0] else low  # the smallest double >= the bound
+    high = math.nextafter(high, -math.inf) if high > bounds[1] else high
+    inside = (array >= low) & (array <= high)
+    missing = np.isnan(array)
+    # every value inside the bounds or None; integers past 2**53 (rounded by float64) are left to the exact loop
+    if not (inside | missing).all() or np.count_nonzero(missing) != values.count(None): return None
+    if int in map(type, values) and not (np.abs(array[~missing]) < 2.0**53).all(): return None
+    return array
 
 def _categorical_column(column: str, values: list, dtype_kind: str, known: set, max_text_length: int) -> list:
     "The text of each value as the preprocessor compares it (None for null); 422 for a list, an object, long text, a huge number."
@@ -304,7 +368,10 @@ def _datetime_column(column: str, values: list, max_text_length: int) -> np.ndar
 # %% ../nbs/09_serve.ipynb #a467b218
 def _extra_columns(records: list[dict], columns: list) -> list:
     "The columns of `records` the model does not take; 422 naming the first record that lacks a model column."
-    present, wanted = set().union(*records), set(columns)
+    keys, wanted = records[0].keys(), set(columns)
+    if keys >= wanted and all(record.keys() == keys for record in records):  # the usual batch: every record the same keys
+        return sorted((c for c in keys if c not in wanted), key=str)
+    present = set().union(*records)
     extra = sorted((c for c in present if c not in wanted), key=str)
     for column in columns:
         if column in present and all(column in record for record in records): continue
@@ -315,11 +382,11 @@ def _extra_columns(records: list[dict], columns: list) -> list:
                                 f"{close} The model takes: {', '.join(map(repr, columns))}")
     return extra
 
-def records_to_frame(records: list[dict],  # from `parse_records`
-                     input_schema: dict,  # the model card's `input_schema`, optionally with `ranges` (`numeric_ranges`)
-                     max_text_length: int = MAX_TEXT_LENGTH,  # the longest text value in a categorical or date column
-                     ) -> tuple[pd.DataFrame, dict]:
-    "(frame for the model, report with `ignored_columns` and `unknown_categories`); `RequestError` 422 on bad values."
+def check_columns(records: list[dict],  # from `parse_records`
+                  input_schema: dict,  # the model card's `input_schema`, optionally with `ranges` (`numeric_ranges`)
+                  max_text_length: int = MAX_TEXT_LENGTH,  # the longest text value in a categorical or date column
+                  ) -> tuple[dict, dict]:
+    "({column: array} for the model, report with `ignored_columns` and `unknown_categories`); `RequestError` 422 on bad values."
     kinds = column_kinds(input_schema)
     columns = list(kinds)
     dtypes, known = input_schema.get('dtypes') or {}, input_schema.get('categories') or {}
@@ -338,8 +405,15 @@ def records_to_frame(records: list[dict],  # from `parse_records`
             if new: unknown[column] = new
         else:
             data[column] = _datetime_column(column, values, max_text_length)
-    frame = pd.DataFrame(data, columns=columns)
-    return frame, {'ignored_columns': [str(c) for c in extra], 'unknown_categories': unknown}
+    return data, {'ignored_columns': [str(c) for c in extra], 'unknown_categories': unknown}
+
+def records_to_frame(records: list[dict],  # from `parse_records`
+                     input_schema: dict,  # the model card's `input_schema`, optionally with `ranges` (`numeric_ranges`)
+                     max_text_length: int = MAX_TEXT_LENGTH,  # the longest text value in a categorical or date column
+                     ) -> tuple[pd.DataFrame, dict]:
+    "(frame for the model, report with `ignored_columns` and `unknown_categories`); `RequestError` 422 on bad values."
+    data, report = check_columns(records, input_schema, max_text_length)
+    return pd.DataFrame(data, columns=list(column_kinds(input_schema))), report
 
 # %% ../nbs/09_serve.ipynb #70960878
 def _predict_is_argmax(model) -> bool:
@@ -362,6 +436,29 @@ def score_frame(model,  # a fitted pipeline (from `models.load_model`)
         return predictions, [dict(zip(keys, row)) for row in probabilities.tolist()]
     return np.asarray(model.predict(frame)).tolist(), None
 
+# %% ../nbs/09_serve.ipynb #3847fbec
+def _scores(model, fast, columns: dict, kinds: dict, task: str) -> tuple[np.ndarray, np.ndarray | None]:
+    "(predictions, probabilities or None) of checked columns: the fast path if there is one, else the pipeline on a DataFrame."
+    scorer, given = (fast, columns) if fast is not None else (model, pd.DataFrame(columns, columns=list(kinds)))
+    if is_classification(task) and hasattr(model, 'predict_proba'):
+        probabilities = np.asarray(scorer.predict_proba(given))
+        if _predict_is_argmax(model): return np.asarray(model.classes_).take(probabilities.argmax(axis=1)), probabilities
+        return np.asarray(scorer.predict(given)), probabilities  # the model's own rule (not always the argmax)
+    return np.asarray(scorer.predict(given)), None
+
+def _json_scores(predictions: np.ndarray, probabilities: np.ndarray | None, classes: list | None) -> tuple[list, list[dict] | None]:
+    "Predictions and {class: probability} rows as JSON values (floats as Python floats: JSON writes them exactly)."
+    if probabilities is None: return predictions.tolist(), None
+    keys = [str(c) for c in classes]
+    return predictions.tolist(), [dict(zip(keys, row)) for row in probabilities.tolist()]
+
+def _first_not_finite(predictions: np.ndarray, probabilities: np.ndarray | None) -> int | None:
+    "The first row whose probabilities (or numeric prediction) are not finite numbers, or None."
+    values = probabilities if probabilities is not None else predictions
+    if values.dtype.kind not in 'fiub': return None  # class labels, not numbers
+    bad = np.flatnonzero(~np.isfinite(values.reshape(len(values), -1).astype(np.float64)).all(axis=1))
+    return int(bad[0]) if len(bad) else None
+
 # %% ../nbs/09_serve.ipynb #c44b0113
 class PredictionLog:
     "Append-only JSON-lines prediction log: one `os.write` + `fsync` per batch, under a lock."
@@ -372,7 +469,10 @@ class PredictionLog:
 
     def append(self, rows: list[dict]) -> int:
         "Append `rows` (JSON-able dicts) as lines; return the bytes written."
-        data = ''.join(json.dumps(row, separators=(',', ':'), allow_nan=False) + '\n' for row in rows).encode('utf-8')
+        return self.write(json_lines(rows))
+
+    def write(self, data: bytes) -> int:
+        "Append `data`, whole lines of JSON (`json_lines`), in one write and one fsync; return the bytes written."
         with self._lock:
             fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)  # read: to check the last byte
             try:
@@ -383,6 +483,12 @@ class PredictionLog:
                 os.fsync(fd)
             finally: os.close(fd)
         return len(data)
+
+def json_lines(rows: list[dict]) -> bytes:
+    "JSON-able dicts (finite numbers only) as lines of compact JSON, UTF-8: orjson's, or the json module's for what orjson refuses."
+    try: return b''.join([orjson.dumps(row) + b'\n' for row in rows])
+    except orjson.JSONEncodeError:  # an integer past 64 bits or a lone surrogate in a text
+        return ''.join(json.dumps(row, separators=(',', ':'), allow_nan=False) + '\n' for row in rows).encode('utf-8')
 
 def _cut_partial_line(fd: int, size: int, chunk: int = 1 << 16) -> None:
     "Truncate the file after its last newline (cutting a line left short by a crash)."
@@ -401,8 +507,21 @@ def log_lines(path: str | Path) -> list[str]:
     "The lines of a prediction log as text (for checks)."
     return Path(path).read_text(encoding='utf-8').splitlines()
 
+def read_log(path: str | Path) -> list[dict]:
+    "The objects of a JSON-lines log, oldest first ([] if there is no file); a line that is not JSON is skipped, with a warning."
+    path = Path(path)
+    if not path.is_file(): return []
+    rows = []
+    for number, line in enumerate(path.read_bytes().splitlines(), start=1):
+        try: row = json.loads(line)
+        except ValueError:  # a write cut short by a crash (only ever the last line)
+            logging.getLogger('mlops_nb.serve').warning('%s: line %d is not JSON; skipped', path, number)
+            continue
+        if isinstance(row, dict): rows.append(row)
+    return rows
+
 # %% ../nbs/09_serve.ipynb #42a0910b
-ROUTES = ('/predict', '/health', '/model', '/metrics', '/docs', '/openapi.json')
+ROUTES = ('/predict', '/feedback', '/health', '/model', '/metrics', '/docs', '/openapi.json')
 DOCS_ASSETS = '/docs/assets'  # where the Swagger UI files are served (from the fastapi-offline package)
 HTTP_METHODS = ('GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'TRACE', 'CONNECT')
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -417,6 +536,7 @@ class ServerMetrics:
                  data_md5: str | None = None,
                  drift_source: str | Path | RunDir | None = None,  # a run (its newest monitoring report) or a drift file
                  live_drift: LiveDrift | None = None,  # drift of the recent scored rows
+                 feedback: Feedback | None = None,  # labels received and live quality (`feedback.QualityCollector`)
                  ):
         self.registry = registry = CollectorRegistry()
         self.requests = Counter('mlops_nb_requests', 'HTTP requests by route, method and status code',
@@ -440,6 +560,7 @@ class ServerMetrics:
         if self.drift is not None: registry.register(self.drift)
         self.live_drift = live_drift
         if live_drift is not None: registry.register(live_drift)
+        if feedback is not None: registry.register(QualityCollector(feedback, model_name, run_id))
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
         "Count and time one request; labels from fixed sets (see `route_label`, `HTTP_METHODS`)."
@@ -550,7 +671,6 @@ class LiveDrift:
                  min_rows: int = 100,  # no figures before this many rows
                  interval: float = 10.0,  # seconds between two computations at most
                  ):
-        from collections import deque
         self.profile = read_json(profile) if isinstance(profile, (str, Path)) else profile
         self.columns = list(self.profile.get('columns') or {})
         self._known = {c: set(map(str, e.get('values') or [])) for c, e in self.profile['columns'].items()
@@ -578,7 +698,7 @@ class LiveDrift:
             stale = self._added != self._seen and time.monotonic() - self._computed_at >= self.interval
             if not stale or len(self.rows) < self.min_rows: return self._figures
             frame, self._seen, self._computed_at = pd.DataFrame(list(self.rows)), self._added, time.monotonic()
-        from mlops_nb.monitor import detect_drift
+        from mlops_nb.monitor import detect_drift  # here: monitor comes after serve (it reads serve's logs)
         try: figures = _figures(detect_drift(self.profile, frame).to_dict())
         except MlopsError as e:  # e.g. a column with no values in the window
             logging.getLogger('mlops_nb.serve').warning('live drift check failed: %s', e)
@@ -594,6 +714,8 @@ class LiveDrift:
 # %% ../nbs/09_serve.ipynb #83d0d810
 _REQUEST_ID = re.compile(r'^[A-Za-z0-9._:\-]{1,128}$')
 MAX_ECHOED = 20  # ignored columns, and unknown categories per column, listed in a reply
+BATCH_BYTES = 8 * 2**20  # bodies gathered into one batch at most (a first body larger than this is a batch of its own)
+BATCH_REQUESTS = 256  # requests gathered into one batch at most
 
 def _not_finite_row(predictions: list, probabilities: list[dict] | None) -> int | None:
     "The first row whose probabilities (or numeric prediction) are not finite numbers, or None."
@@ -614,9 +736,30 @@ def _warnings(report: dict) -> list[str]:
                                 f"{', '.join(repr(_clip(c, 30)) for c in ignored[:5])}{', ...' if len(ignored) > 5 else ''}")
     return warnings
 
+class _Job:
+    "One request for the scoring thread: its kind ('predict' or 'feedback'), body, id, and the future its route waits on."
+    __slots__ = ('kind', 'body', 'request_id', 'future', 'records', 'columns', 'report', 'tags', 'scores', 'answers', 'items')
+    def __init__(self, kind: str, body: bytes, request_id: str):
+        self.kind, self.body, self.request_id, self.future = kind, body, request_id, Future()
+
 # %% ../nbs/09_serve.ipynb #4d51bce5
+def _tag(value, kind: str):
+    "A card id (text up to 100 characters, or a whole number) or a day (a finite number); None for anything else."
+    if kind == 'card':
+        if isinstance(value, str): return value[:100]
+        return value if type(value) is int and abs(value) <= 2**53 else None
+    return float(value) if type(value) in (int, float) and math.isfinite(value) else None
+
+def _record_tags(records: list[dict], card_columns: tuple | None) -> dict | None:
+    "{'card': [...], 'day': [...]} of records that carry the card columns (None if no record carries either)."
+    if not card_columns: return None
+    card, day = card_columns
+    if not any(card in record or day in record for record in records): return None
+    return {'card': [_tag(record.get(card), 'card') for record in records], 'day': [_tag(record.get(day), 'day') for record in records]}
+
+# %% ../nbs/09_serve.ipynb #d2fff4b8
 class ModelService:
-    "One loaded model with its card: checks records, scores them, logs them, counts them."
+    "One loaded model with its card: checks records, scores them, logs them, counts them, and takes their labels back."
     def __init__(self,
                  model,  # a fitted pipeline
                  card: dict,  # its model card (`models.read_model_card`)
@@ -627,13 +770,17 @@ class ModelService:
                  drift_source: str | Path | None = None,  # see `DriftCollector`
                  reference_profile: dict | str | Path | None = None,  # see `LiveDrift`; None: no live drift
                  max_text_length: int = MAX_TEXT_LENGTH,  # the longest text value in a categorical or date column
+                 feedback_log_path: str | Path | None = None,  # the accepted labels (JSON lines); None: kept in memory only
+                 quality=None,  # `feedback.Feedback` options: max_predictions, window_rows, window_seconds, k
+                 card_columns: tuple | None = CARD_COLUMNS[:2],  # record keys of the card id and the day (binary models)
+                 fast: bool = True,  # score through `inference.compile_model` when the model has a fast path
+                 batch_requests: int = BATCH_REQUESTS,  # requests scored together, and batches logged together, at most (1: none)
                  ):
-        for name, value in (('max_rows', max_rows), ('max_text_length', max_text_length)):
+        for name, value in (('max_rows', max_rows), ('max_text_length', max_text_length), ('batch_requests', batch_requests)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ParamError(f"{name} must be a positive integer, got {value!r}")
         self.model, self.card, self.max_rows, self.max_text_length = model, card, max_rows, max_text_length
-        self.name = str(card.get('name') or 'model')
-        self.task = card.get('task')
+        self.batch_requests, self.name, self.task = batch_requests, str(card.get('name') or 'model'), card.get('task')
         self.statistics = column_statistics(model)
         card_schema = card.get('input_schema') or {}
         self.input_schema = {**card_schema, 'ranges': numeric_ranges(card_schema, self.statistics)}
@@ -641,47 +788,259 @@ class ModelService:
         self.run_id = run_id if run_id is not None else card.get('run_id')
         self.data_md5 = data_md5 if data_md5 is not None else card.get('data_md5')
         self.classes = np.asarray(model.classes_).tolist() if is_classification(self.task) and hasattr(model, 'classes_') else None
+        self.card_columns = card_columns if self.task == 'binary' and self.classes is not None and len(self.classes) == 2 else None
+        self.fast = compile_model(model, self.kinds) if fast else None
+        self.batch_invariant = batch_invariant(model)  # rows may be scored together (the same numbers as alone)
         self.log = PredictionLog(log_path) if log_path is not None else None
         self.live_drift = LiveDrift(reference_profile) if reference_profile is not None else None
-        self.metrics = ServerMetrics(self.name, self.task, self.classes, self.run_id, self.data_md5, drift_source, self.live_drift)
+        self._start_feedback(feedback_log_path, quality or {})
+        self.metrics = ServerMetrics(self.name, self.task, self.classes, self.run_id, self.data_md5, drift_source, self.live_drift,
+                                     feedback=self.feedback)
+        self._queue, self._commits, self._threads, self._lock = queue.SimpleQueue(), queue.SimpleQueue(), (), threading.Lock()
 
-    def predict(self, body: bytes, request_id: str | None = None) -> dict:
-        "Score a raw `/predict` body; the reply as a dict (`RequestError` for a bad request)."
-        request_id = request_id or uuid.uuid4().hex
-        records = parse_records(body, self.max_rows)
-        predictions, probabilities, report = self.score(records)
-        if self.log is not None: self._append_log(request_id, records, predictions, probabilities)
-        self.metrics.observe_batch(predictions, report['unknown_categories'])
-        if self.live_drift is not None: self.live_drift.add(records)
-        return self.reply(request_id, predictions, probabilities, report)
+# %% ../nbs/09_serve.ipynb #4e990813
+@patch
+def _start_feedback(self: ModelService, feedback_log_path, quality: dict) -> None:
+    "Make the `Feedback` of this model, the feedback log and this start's token; read both logs back."
+    self.feedback = Feedback(self.task, self.classes, **quality)
+    self.feedback_log = PredictionLog(feedback_log_path) if feedback_log_path is not None else None
+    self.token, self._next_row = new_token(), 0
+    self._lookup = self.feedback.lookup
+    predictions = read_log(self.log.path) if self.log is not None else []
+    labels = read_log(self.feedback_log.path) if self.feedback_log is not None else []
+    if predictions or labels:
+        found = self.feedback.rebuild(predictions, labels)
+        logging.getLogger('mlops_nb.serve').info('read back %d predictions and %d labels (%d in the quality window)',
+                                                 found['predictions'], found['labels'], found['window'])
 
-    def score(self, records: list[dict]) -> tuple[list, list[dict] | None, dict]:
-        "(predictions, probabilities, report) of records from `parse_records`; nothing is logged or counted."
-        frame, report = records_to_frame(records, self.input_schema, self.max_text_length)
-        try: predictions, probabilities = score_frame(self.model, frame, self.task)
-        except (ValueError, TypeError) as e:  # input the checks let through but the model refuses
-            raise RequestError(422, f"the model could not score this batch: {type(e).__name__}: {_clip(e, 200)}") from None
-        row = _not_finite_row(predictions, probabilities)
-        if row is not None:
-            raise RequestError(422, f"record {row}: the model's output is not a finite number; its values are probably far outside the training data")
-        return predictions, probabilities, report
+# %% ../nbs/09_serve.ipynb #10f4b431
+@patch
+def submit(self: ModelService, kind: str, body: bytes, request_id: str | None = None) -> Future:
+    "Queue a `/predict` ('predict') or `/feedback` ('feedback') body; the future's result is the reply dict."
+    if kind not in ('predict', 'feedback'): raise ValueError(f"kind must be 'predict' or 'feedback', got {kind!r}")
+    job = _Job(kind, body, request_id or uuid.uuid4().hex)
+    with self._lock:
+        if not self._threads or not all(thread.is_alive() for thread in self._threads):
+            self._threads = (threading.Thread(target=self._work, name=f'mlops_nb-score-{self.name}', daemon=True),
+                             threading.Thread(target=self._commit_work, name=f'mlops_nb-log-{self.name}', daemon=True))
+            for thread in self._threads: thread.start()
+        self._queue.put(job)
+    return job.future
 
-    def reply(self, request_id: str, predictions: list, probabilities: list[dict] | None, report: dict) -> dict:
-        "The JSON reply to a scored batch (echoes of the request bounded, see `MAX_ECHOED`)."
-        unknown = {column: [_clip(v, 100) for v in values[:MAX_ECHOED]] for column, values in report['unknown_categories'].items()}
-        return {'request_id': request_id, 'model': self.name, 'run_id': self.run_id, 'data_md5': self.data_md5,
-                'task': self.task, 'n_rows': len(predictions), 'predictions': predictions,
-                'probabilities': probabilities, 'classes': self.classes,
-                'ignored_columns': [_clip(c, 100) for c in report['ignored_columns'][:MAX_ECHOED]],
-                'unknown_categories': unknown, 'warnings': _warnings(report)}
+@patch
+def predict(self: ModelService, body: bytes, request_id: str | None = None) -> dict:
+    "Score a raw `/predict` body; the reply as a dict (`RequestError` for a bad request)."
+    return self.submit('predict', body, request_id).result()
 
-    def _append_log(self, request_id, records, predictions, probabilities):
-        now = datetime.now(timezone.utc).isoformat(timespec='microseconds')
-        columns = list(self.kinds)
-        self.log.append([{'request_id': request_id, 'row': row, 'time': now, 'model': self.name,
-                          'inputs': {c: record[c] for c in columns}, 'prediction': prediction,
-                          'probabilities': None if probabilities is None else probabilities[row]}
-                         for row, (record, prediction) in enumerate(zip(records, predictions))])
+@patch
+def label(self: ModelService, body: bytes, request_id: str | None = None) -> dict:
+    "Take a raw `/feedback` body; the reply as a dict: each label's status (`RequestError` for a bad body)."
+    return self.submit('feedback', body, request_id).result()
+
+@patch
+def close(self: ModelService, timeout: float = 30.0) -> None:
+    "Stop the threads once the requests already queued are answered."
+    with self._lock: threads, self._threads = self._threads, ()
+    if threads and threads[0].is_alive(): self._queue.put(None)  # the scoring thread passes it on to the log thread
+    for thread in threads: thread.join(timeout)
+
+# %% ../nbs/09_serve.ipynb #2dc55b0c
+def _take(source: queue.SimpleQueue, most: int, size=lambda item: 0, limit: float = math.inf) -> tuple[list, bool]:
+    "(the first item, waited for, and the ones already waiting after it, up to `most` items and `limit` of `size`; whether None came)."
+    items = [source.get()]
+    total = size(items[0]) if items[0] is not None else 0
+    while items[-1] is not None and len(items) < most and total < limit:
+        try: items.append(source.get_nowait())
+        except queue.Empty: break
+        total += size(items[-1]) if items[-1] is not None else 0
+    stop = items[-1] is None
+    return (items[:-1] if stop else items), stop
+
+def _fail(jobs, error: Exception) -> None:
+    "Answer every job not answered yet with `error` (a 500)."
+    logging.getLogger('mlops_nb.serve').error('a batch failed: %s: %s', type(error).__name__, error, exc_info=error)
+    for job in jobs:
+        if not job.future.done(): job.future.set_exception(error)
+
+@patch
+def _work(self: ModelService) -> None:
+    "The scoring thread: check, score and log-encode batch after batch, hand them to the log thread; until `close`."
+    while True:
+        jobs, stop = _take(self._queue, self.batch_requests, lambda job: len(job.body), BATCH_BYTES)
+        try:
+            predictions = [job for job in jobs if job.kind == 'predict' and self._check(job)]
+            self._score_jobs(predictions)
+            scored = [job for job in predictions if not job.future.done()]
+            labels = [job for job in jobs if job.kind == 'feedback' and self._check(job)]
+            if scored or labels: self._commits.put((scored, self._encode_log(scored), labels))
+        except Exception as e: _fail(jobs, e)  # a bug: these requests get it (500); the thread keeps serving
+        if stop:
+            self._commits.put(None)
+            return
+
+@patch
+def _commit_work(self: ModelService) -> None:
+    "The log thread: write every batch waiting in one write and one fsync, then answer them; labels after; until `close`."
+    while True:
+        batches, stop = _take(self._commits, self.batch_requests)
+        try:
+            self._commit_predictions([batch for batch in batches if batch[0]])
+            self._label_jobs([job for batch in batches for job in batch[2]])
+        except Exception as e: _fail([job for batch in batches for job in batch[0] + batch[2]], e)
+        if stop: return
+
+# %% ../nbs/09_serve.ipynb #ec98651a
+@patch
+def _check(self: ModelService, job: _Job) -> bool:
+    "Parse and check a job's body (records and columns, or labels); False, with the refusal set, if it is refused."
+    try:
+        if job.kind == 'feedback':
+            job.items = parse_labels(job.body, self.max_rows)
+            return True
+        job.records = parse_records(job.body, self.max_rows)
+        job.columns, job.report = check_columns(job.records, self.input_schema, self.max_text_length)
+        job.tags = _record_tags(job.records, self.card_columns)
+        if self.card_columns: job.report['ignored_columns'] = [c for c in job.report['ignored_columns'] if c not in self.card_columns]
+        return True
+    except RequestError as e:
+        job.future.set_exception(e)
+        return False
+
+# %% ../nbs/09_serve.ipynb #2443da6e
+@patch
+def _score_rows(self: ModelService, columns: dict) -> tuple[np.ndarray, np.ndarray | None]:
+    try: return _scores(self.model, self.fast, columns, self.kinds, self.task)
+    except (ValueError, TypeError) as e:  # input the checks let through but the model refuses
+        raise RequestError(422, f"the model could not score this batch: {type(e).__name__}: {_clip(e, 200)}") from None
+
+@patch
+def _keep_scores(self: ModelService, job: _Job, predictions: np.ndarray, probabilities: np.ndarray | None) -> None:
+    "Store a job's scores, or refuse it if one of its rows has no finite output."
+    row = _first_not_finite(predictions, probabilities)
+    if row is None: job.scores = (predictions, probabilities)
+    else: job.future.set_exception(RequestError(422, f"record {row}: the model's output is not a finite number; "
+                                                     "its values are probably far outside the training data"))
+
+@patch
+def _score_jobs(self: ModelService, jobs: list) -> None:
+    "Score the checked jobs: together when the model allows it, else one by one."
+    if len(jobs) > 1 and self.batch_invariant:
+        joined = {column: np.concatenate([job.columns[column] for job in jobs]) for column in self.kinds}
+        try: predictions, probabilities = self._score_rows(joined)
+        except RequestError: pass  # some request holds rows the model refuses: find it, one by one
+        else:
+            bounds = np.cumsum([0] + [len(job.records) for job in jobs])
+            for job, start, stop in zip(jobs, bounds[:-1], bounds[1:]):
+                self._keep_scores(job, predictions[start:stop], None if probabilities is None else probabilities[start:stop])
+            return
+    for job in jobs:
+        try: self._keep_scores(job, *self._score_rows(job.columns))
+        except RequestError as e: job.future.set_exception(e)
+
+# %% ../nbs/09_serve.ipynb #99547914
+@patch
+def _log_rows(self: ModelService, job: _Job, ids: list[str], when: str) -> list[dict]:
+    "The prediction log lines of one scored request."
+    predictions, probabilities = job.answers
+    columns, tags = list(self.kinds), job.tags
+    lines = [{'request_id': job.request_id, 'prediction_id': ids[row], 'row': row, 'time': when, 'model': self.name,
+              'inputs': {c: record[c] for c in columns}, 'prediction': predictions[row],
+              'probabilities': None if probabilities is None else probabilities[row]}
+             for row, record in enumerate(job.records)]
+    if tags is not None:
+        for line, card, day in zip(lines, tags['card'], tags['day']):
+            if card is not None: line['card'] = card
+            if day is not None: line['day'] = day
+    return lines
+
+@patch
+def _encode_log(self: ModelService, jobs: list) -> tuple:
+    "(first row number, time, prediction ids of each job, log lines as bytes) of scored jobs: ids given in the scoring thread."
+    if not jobs: return None
+    now, first = time.time(), self._next_row
+    when = datetime.fromtimestamp(now, timezone.utc).isoformat(timespec='microseconds')
+    bounds = np.cumsum([first] + [len(job.records) for job in jobs]).tolist()
+    ids = [prediction_ids(self.token, start, stop - start) for start, stop in zip(bounds[:-1], bounds[1:])]
+    self._next_row = bounds[-1]  # numbers are never given twice, even if the write fails
+    for job in jobs: job.answers = _json_scores(*job.scores, self.classes)
+    data = json_lines([line for job, mine in zip(jobs, ids) for line in self._log_rows(job, mine, when)]) if self.log is not None else b''
+    return first, now, ids, data
+
+@patch
+def _commit_predictions(self: ModelService, batches: list) -> None:
+    "Log the rows of scored batches (one write, one fsync), then keep them for labels, count them and answer them."
+    if not batches: return
+    if self.log is not None:
+        try: self.log.write(b''.join(encoded[3] for _, encoded, _ in batches))
+        except Exception as e:  # a full disk, say: no request of these batches is answered 200
+            return _fail([job for jobs, _, _ in batches for job in jobs], e)
+    for jobs, (first, now, ids, _), _ in batches:
+        self._keep_for_labels(jobs, first, now)
+        for job, mine in zip(jobs, ids):
+            predictions, probabilities = job.answers
+            self.metrics.observe_batch(predictions, job.report['unknown_categories'])
+            if self.live_drift is not None: self.live_drift.add(job.records)
+            job.future.set_result(self.reply(job.request_id, predictions, probabilities, job.report, prediction_ids=mine))
+
+# %% ../nbs/09_serve.ipynb #429a757a
+@patch
+def _keep_for_labels(self: ModelService, jobs: list, first: int, now: float) -> None:
+    "Put the logged rows in the prediction index: predicted class index (or value), probabilities, card, day."
+    predictions = np.concatenate([job.scores[0] for job in jobs])
+    probabilities = np.concatenate([job.scores[1] for job in jobs]) if jobs[0].scores[1] is not None else None
+    if self._lookup is None: predicted = predictions.astype(np.float64)
+    elif probabilities is not None and _predict_is_argmax(self.model): predicted = probabilities.argmax(axis=1)
+    else: predicted = np.array([label_index(p, self._lookup) for p in predictions.tolist()], dtype=np.float64)
+    tagged = any(job.tags is not None for job in jobs)
+    def tags(key): return [v for job in jobs for v in (job.tags[key] if job.tags is not None else [None] * len(job.records))]
+    days = [np.nan if d is None else d for d in tags('day')] if tagged else None
+    self.feedback.record(self.token, first, np.full(len(predictions), now), predicted, probabilities,
+                         tags('card') if tagged else None, days)
+
+# %% ../nbs/09_serve.ipynb #082e4ab6
+@patch
+def _label_jobs(self: ModelService, jobs: list) -> None:
+    "Judge, log (one write, one fsync), count and answer the checked `/feedback` jobs."
+    if not jobs: return
+    judged = [(job, *self.feedback.label(job.items)) for job in jobs]
+    lines = [{**self.feedback.log_fields(entry), 'request_id': job.request_id, 'model': self.name}
+             for job, _, accepted in judged for entry in accepted]
+    if self.feedback_log is not None and lines:
+        try: self.feedback_log.append(lines)
+        except Exception as e:  # a full disk, say: undo the marks, answer 500
+            logging.getLogger('mlops_nb.serve').exception('feedback log write failed')
+            for job, _, accepted in judged:
+                self.feedback.unlabel(accepted)
+                job.future.set_exception(e)
+            return
+    for job, statuses, accepted in judged:
+        self.feedback.commit(statuses, accepted)
+        job.future.set_result({'request_id': job.request_id, 'model': self.name, 'run_id': self.run_id, 'n_labels': len(statuses),
+                               'statuses': statuses, 'counts': {status: statuses.count(status) for status in STATUSES}})
+
+# %% ../nbs/09_serve.ipynb #20e94af7
+@patch
+def score(self: ModelService, records: list[dict]) -> tuple[list, list[dict] | None, dict]:
+    "(predictions, probabilities, report) of records from `parse_records`; nothing is logged or counted."
+    columns, report = check_columns(records, self.input_schema, self.max_text_length)
+    predictions, probabilities = self._score_rows(columns)
+    row = _first_not_finite(predictions, probabilities)
+    if row is not None:
+        raise RequestError(422, f"record {row}: the model's output is not a finite number; its values are probably far outside the training data")
+    return (*_json_scores(predictions, probabilities, self.classes), report)
+
+@patch
+def reply(self: ModelService, request_id: str, predictions: list, probabilities: list[dict] | None, report: dict,
+          prediction_ids: list[str] | None = None,  # one per row; None: ids made of zeros (an example, never logged)
+          ) -> dict:
+    "The JSON reply to a scored batch (echoes of the request bounded, see `MAX_ECHOED`)."
+    unknown = {column: [_clip(v, 100) for v in values[:MAX_ECHOED]] for column, values in report['unknown_categories'].items()}
+    ids = prediction_ids if prediction_ids is not None else [f"{'0' * 12}-{i}" for i in range(len(predictions))]
+    return {'request_id': request_id, 'model': self.name, 'run_id': self.run_id, 'data_md5': self.data_md5,
+            'task': self.task, 'n_rows': len(predictions), 'predictions': predictions, 'prediction_ids': ids,
+            'probabilities': probabilities, 'classes': self.classes,
+            'ignored_columns': [_clip(c, 100) for c in report['ignored_columns'][:MAX_ECHOED]],
+            'unknown_categories': unknown, 'warnings': _warnings(report)}
 
 # %% ../nbs/09_serve.ipynb #a517f9cd
 def _median_date(parts: dict) -> str | None:
@@ -760,6 +1119,7 @@ def reply_schema(service: ModelService) -> dict:
     properties = {
         'request_id': text, 'model': text, 'run_id': maybe_text, 'data_md5': maybe_text, 'task': maybe_text,
         'n_rows': {'type': 'integer', 'minimum': 1}, 'predictions': {'type': 'array', 'items': label, 'description': 'one per record, in order'},
+        'prediction_ids': {'type': 'array', 'items': text, 'description': 'one per record, in order: the id to send its true label with (POST /feedback)'},
         'probabilities': probabilities, 'classes': classes,
         'ignored_columns': {'type': 'array', 'items': text, 'maxItems': MAX_ECHOED},
         'unknown_categories': {'type': 'object', 'additionalProperties': {'type': 'array', 'items': text, 'maxItems': MAX_ECHOED},
@@ -795,13 +1155,44 @@ def predict_operation(service: ModelService,  # the model served
                                   'headers': {'X-Request-ID': {'schema': {'type': 'string'}, 'description': 'the request id'}}},
                           **_refusals(400, 413, 415, 422, 500)}}
 
+def _feedback_schemas(service: ModelService) -> dict:
+    "The JSON Schemas of a `/feedback` body and of its 200 reply."
+    what = (f"one of the classes {service.classes}, as sent or as text" if service.classes is not None else 'a number')
+    item = {'type': 'object', 'required': ['prediction_id', 'label'], 'description': 'other keys are ignored',
+            'properties': {'prediction_id': {'type': 'string', 'description': 'an id from prediction_ids of a /predict reply'},
+                           'label': {'type': ['string', 'number', 'boolean', 'null'],
+                                     'description': f"the true label: {what}; another value is answered with the status invalid"}}}
+    request = {'type': 'object', 'required': ['labels'], 'description': 'other keys are ignored',
+               'properties': {'labels': {'type': 'array', 'minItems': 1, 'maxItems': service.max_rows, 'items': item}}}
+    statuses = {'type': 'array', 'items': {'enum': list(STATUSES)}, 'description': 'one per label, in order (see the feedback chapter)'}
+    properties = {'request_id': {'type': 'string'}, 'model': {'type': 'string'}, 'run_id': {'type': ['string', 'null']},
+                  'n_labels': {'type': 'integer', 'minimum': 1}, 'statuses': statuses,
+                  'counts': {'type': 'object', 'required': list(STATUSES), 'additionalProperties': False,
+                             'properties': {s: {'type': 'integer', 'minimum': 0} for s in STATUSES}}}
+    return {'FeedbackRequest': request,
+            'FeedbackReply': {'type': 'object', 'required': list(properties), 'properties': properties, 'additionalProperties': False}}
+
+def feedback_operation(service: ModelService) -> dict:
+    "The OpenAPI operation of `POST /feedback`."
+    label = service.classes[-1] if service.classes else 1.5
+    body = {'schema': {'$ref': '#/components/schemas/FeedbackRequest'}, 'example': {'labels': [{'prediction_id': f"{'0' * 12}-0", 'label': label}]}}
+    return {'summary': 'Send the true labels of earlier predictions', 'operationId': 'feedback',
+            'description': ('Each label gets a status: accepted (the first label of a prediction), duplicate (it has one: the first '
+                            'is kept), expired (older than the predictions the server keeps), unknown (no such prediction id), '
+                            f'invalid (not a label of this model). Limit: {service.max_rows} labels.'),
+            'parameters': [{'name': 'X-Request-ID', 'in': 'header', 'required': False, 'schema': {'type': 'string'}}],
+            'requestBody': {'required': True, 'content': {'application/json': body}},
+            'responses': {'200': {'description': 'the status of each label', 'content': {'application/json': {
+                                      'schema': {'$ref': '#/components/schemas/FeedbackReply'}}}},
+                          **_refusals(400, 413, 415, 422, 500)}}
+
 def openapi_components(service: ModelService) -> dict:
-    "The schemas `predict_operation` refers to."
+    "The schemas `predict_operation` and `feedback_operation` refer to."
     request = {'type': 'object', 'required': ['records'], 'description': 'other keys are ignored',
                'properties': {'records': {'type': 'array', 'minItems': 1, 'maxItems': service.max_rows,
                                           'items': {'$ref': '#/components/schemas/Record'}}}}
     return {'Record': record_schema(service.input_schema, service.max_text_length), 'PredictRequest': request,
-            'PredictReply': reply_schema(service), 'Error': _ERROR}
+            'PredictReply': reply_schema(service), 'Error': _ERROR, **_feedback_schemas(service)}
 
 # %% ../nbs/09_serve.ipynb #6bfd9ca6
 def _example_reply(service: ModelService, example: dict) -> dict | None:
@@ -813,11 +1204,11 @@ def openapi_document(app: FastAPI,  # the app (its routes, title, version)
                      service: ModelService,  # the model it serves
                      ) -> dict:
     "The app's OpenAPI document: FastAPI's, with `/predict` and the components generated from the model card."
-    from fastapi.openapi.utils import get_openapi
     document = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
     profile = service.live_drift.profile if service.live_drift is not None else None
     example = example_record(service.input_schema, service.statistics, profile)
     document['paths']['/predict']['post'] = predict_operation(service, example, _example_reply(service, example))
+    document['paths']['/feedback']['post'] = feedback_operation(service)
     document.setdefault('components', {}).setdefault('schemas', {}).update(openapi_components(service))
     return document
 
@@ -829,7 +1220,7 @@ class _AsciiJSON(JSONResponse):
 
 async def _unknown_method(scope, receive, send):
     "405 for a method outside `HTTP_METHODS`."
-    allow = 'POST' if scope['path'] == '/predict' else 'GET'
+    allow = 'POST' if scope['path'] in ('/predict', '/feedback') else 'GET'
     detail = f"method {_clip(scope['method'], 20)!r} is not an HTTP method this server answers; {scope['path'][:100]} takes {allow}"
     await _AsciiJSON({'detail': detail}, status_code=405, headers={'Allow': allow})(scope, receive, send)
 
@@ -859,17 +1250,28 @@ def _require_json(content_type: str | None) -> None:
         if name.strip().lower() == 'charset' and value.strip().strip('"').lower() not in ('utf-8', 'utf8'):
             raise RequestError(415, f"charset {_clip(value.strip(), 30)!r} is not supported: send the JSON as UTF-8")
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    "The request body, refused with 413 as soon as it passes `limit` bytes."
-    length = request.headers.get('content-length', '')
+async def _read_body(receive, length: str, limit: int) -> bytes | None:
+    "The request body from the ASGI `receive`, refused with 413 as soon as it passes `limit` bytes; None if the client left."
     if length.isdigit() and int(length) > limit:
         raise RequestError(413, f"body of {int(length)} bytes is above the limit of {limit} bytes; split the batch")
-    chunks, size = [], 0
-    async for chunk in request.stream():
+    chunks, size, more = [], 0, True
+    while more:
+        message = await receive()
+        if message['type'] == 'http.disconnect': return None
+        chunk = message.get('body', b'')
         size += len(chunk)
         if size > limit: raise RequestError(413, f"body is above the limit of {limit} bytes; split the batch")
         chunks.append(chunk)
+        more = message.get('more_body', False)
     return b''.join(chunks)
+
+async def _send_json(send, status: int, content: dict, headers: dict | None = None) -> None:
+    "Send `content` as the JSON reply (ASCII, as `_AsciiJSON` writes it)."
+    body = json.dumps(content, ensure_ascii=True, allow_nan=False, separators=(',', ':')).encode('ascii')
+    raw = [(b'content-length', str(len(body)).encode('ascii')), (b'content-type', b'application/json')]
+    raw += [(name.lower().encode('latin-1'), value.encode('latin-1')) for name, value in (headers or {}).items()]
+    await send({'type': 'http.response.start', 'status': status, 'headers': raw})
+    await send({'type': 'http.response.body', 'body': body})
 
 # %% ../nbs/09_serve.ipynb #3155b11f
 def create_app(model_dir: str | Path,  # a `models.save_model` directory (its model card and model files)
@@ -880,13 +1282,21 @@ def create_app(model_dir: str | Path,  # a `models.save_model` directory (its mo
                drift_source: str | Path | RunDir | None = None,  # see `DriftCollector`; None: no drift metrics
                reference_profile: dict | str | Path | None = None,  # the run's reference profile: live drift metrics
                max_body_bytes: int = 64 * 2**20,  # the largest body accepted (413 above)
+               feedback_log_path: str | Path | None = None,  # the accepted labels (JSON lines); None: in memory only
+               quality_window_rows: int = 10_000,  # labels in the live quality window at most
+               quality_window_seconds: float = 7 * 86400,  # labels received longer ago leave the window
+               feedback_max_predictions: int = 1_000_000,  # predictions kept for labels to come (older: 'expired')
+               card_precision_k: int = 100,  # cards checked per day for the live card precision@k
                ) -> FastAPI:
-    "A FastAPI app serving the model in `model_dir`: /predict, /health, /model, /metrics, /docs."
+    "A FastAPI app serving the model in `model_dir`: /predict, /feedback, /health, /model, /metrics, /docs."
     model_dir = Path(model_dir)
     card = read_model_card(model_dir)
     model = load_model(model_dir)
-    service = ModelService(model, card, run_id=run_id, data_md5=data_md5, max_rows=max_rows,
-                           log_path=log_path, drift_source=drift_source, reference_profile=reference_profile)
+    quality = dict(max_predictions=feedback_max_predictions, window_rows=quality_window_rows,
+                   window_seconds=quality_window_seconds, k=card_precision_k)
+    service = ModelService(model, card, run_id=run_id, data_md5=data_md5, max_rows=max_rows, log_path=log_path,
+                           drift_source=drift_source, reference_profile=reference_profile,
+                           feedback_log_path=feedback_log_path, quality=quality)
     return app_for_service(service, max_body_bytes=max_body_bytes, model_dir=model_dir)
 
 def app_for_service(service: ModelService,  # the model to serve
@@ -898,7 +1308,8 @@ def app_for_service(service: ModelService,  # the model to serve
                          static_url=DOCS_ASSETS, default_response_class=_AsciiJSON,
                          swagger_ui_parameters={'validatorUrl': None},  # no call to swagger.io from the docs page
                          description=f"Serves model {service.name!r} ({service.task}) of run {service.run_id}. "
-                                     'POST /predict with {"records": [{column: value, ...}, ...]}.')
+                                     'POST /predict with {"records": [{column: value, ...}, ...]}; '
+                                     'POST /feedback with {"labels": [{"prediction_id": ..., "label": ...}, ...]}.')
     app.state.service = service
     _add_error_handlers(app)
     _add_routes(app, service, max_body_bytes, model_dir)
@@ -906,7 +1317,8 @@ def app_for_service(service: ModelService,  # the model to serve
         if app.openapi_schema is None: app.openapi_schema = openapi_document(app, service)
         return app.openapi_schema
     app.openapi = openapi
-    app.add_middleware(_MetricsMiddleware, metrics=service.metrics)
+    app.add_middleware(_ScoringRoutes, service=service, max_body_bytes=max_body_bytes)
+    app.add_middleware(_MetricsMiddleware, metrics=service.metrics)  # added last: outside, so it counts every request
     return app
 
 def _add_error_handlers(app: FastAPI) -> None:
@@ -918,7 +1330,7 @@ def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException):
         detail, where = error.detail, f"{request.method} {_clip(request.url.path, 100)}"
-        if error.status_code == 404: detail = f"no route {where}; routes: POST /predict, GET /health, GET /model, GET /metrics, GET /docs"
+        if error.status_code == 404: detail = f"no route {where}; routes: POST /predict, POST /feedback, GET /health, GET /model, GET /metrics, GET /docs"
         elif error.status_code == 405: detail = f"method {request.method} not allowed on {_clip(request.url.path, 100)}"
         return _AsciiJSON({'detail': detail}, status_code=error.status_code, headers=getattr(error, 'headers', None))
 
@@ -927,23 +1339,60 @@ _HEALTH = {'type': 'object', 'required': ['status', 'model', 'run_id', 'task', '
            'properties': {'status': {'enum': ['ok']}, 'model': {'type': 'string'}, 'run_id': {'type': ['string', 'null']},
                           'task': {'type': ['string', 'null']}, 'model_dir': {'type': ['string', 'null']}, 'uptime_s': {'type': 'number'}}}
 
+def _header(scope, name: bytes) -> str:
+    "The first value of a request header (latin-1, as Starlette reads it), '' when absent."
+    return next((value.decode('latin-1') for key, value in scope['headers'] if key.lower() == name), '')
+
+async def _answer(service: ModelService, kind: str, scope, receive, send, max_body_bytes: int) -> None:
+    "Read, queue and answer a `/predict` or `/feedback` request: the reply, a refusal (4xx), or 500 for a bug or a full disk."
+    header = _header(scope, b'x-request-id')
+    request_id = header if _REQUEST_ID.match(header) else os.urandom(16).hex()
+    try:
+        _require_json(_header(scope, b'content-type') or None)
+        body = await _read_body(receive, _header(scope, b'content-length'), max_body_bytes)
+        if body is None: return  # the client went away
+        reply = await asyncio.wrap_future(service.submit(kind, body, request_id))
+    except RequestError as e: return await _send_json(send, e.status, {'detail': e.detail})
+    except Exception as e:  # a bug or a full disk: say so in JSON and keep serving
+        logging.getLogger('mlops_nb.serve').exception('request %s failed', request_id)
+        return await _send_json(send, 500, {'detail': f"internal error while handling request {request_id}: {type(e).__name__}: {_clip(e, 200)}"},
+                                {'X-Request-ID': request_id})
+    await _send_json(send, 200, reply, {'X-Request-ID': request_id})
+
+class _Answer(Response):
+    "What the FastAPI routes of /predict and /feedback return: a response that runs `_answer` (the body is read there)."
+    def __init__(self, service: ModelService, kind: str, max_body_bytes: int):
+        self.service, self.kind, self.max_body_bytes, self.background = service, kind, max_body_bytes, None
+
+    async def __call__(self, scope, receive, send):
+        await _answer(self.service, self.kind, scope, receive, send, self.max_body_bytes)
+
+_SCORING_ROUTES = {'/predict': 'predict', '/feedback': 'feedback'}
+# uvicorn's HTTP parser, named rather than left to 'auto': httptools (picked when installed) answers a method HTTP does not
+# define with a bare 400 before the app sees it; h11 lets it reach `_MetricsMiddleware` (405, counted under 'other')
+HTTP_PARSER = 'h11'
+
+class _ScoringRoutes:
+    "Pure ASGI middleware: POST /predict and /feedback go straight to `_answer`, past FastAPI's routing (the routes run the same)."
+    def __init__(self, app, service: ModelService, max_body_bytes: int):
+        self.app, self.service, self.max_body_bytes = app, service, max_body_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope['type'] == 'http' and scope['method'] == 'POST' and scope['path'] in _SCORING_ROUTES:
+            return await _answer(self.service, _SCORING_ROUTES[scope['path']], scope, receive, send, self.max_body_bytes)
+        await self.app(scope, receive, send)
+
 def _add_routes(app: FastAPI, service: ModelService, max_body_bytes: int, model_dir: str | Path | None) -> None:
-    "POST /predict, GET /health, GET /model, GET /metrics."
-    started, log = time.time(), logging.getLogger('mlops_nb.serve')
+    "POST /predict, POST /feedback, GET /health, GET /model, GET /metrics."
+    started = time.time()
 
     @app.post('/predict')
-    async def predict(request: Request):
-        header = request.headers.get('x-request-id', '')
-        request_id = header if _REQUEST_ID.match(header) else uuid.uuid4().hex
-        _require_json(request.headers.get('content-type'))
-        body = await _read_body(request, max_body_bytes)
-        try: reply = await run_in_threadpool(service.predict, body, request_id)
-        except RequestError: raise
-        except Exception as e:  # a bug or a full disk: say so in JSON and keep serving
-            log.exception('request %s failed', request_id)
-            return _AsciiJSON({'detail': f"internal error while scoring request {request_id}: {type(e).__name__}: {_clip(e, 200)}"},
-                              status_code=500, headers={'X-Request-ID': request_id})
-        return _AsciiJSON(reply, headers={'X-Request-ID': request_id})
+    async def predict():
+        return _Answer(service, 'predict', max_body_bytes)
+
+    @app.post('/feedback')
+    async def feedback():
+        return _Answer(service, 'feedback', max_body_bytes)
 
     @app.get('/health', responses={200: {'content': {'application/json': {'schema': _HEALTH}}}})
     def health():
@@ -966,9 +1415,10 @@ def prepare_run(run: str | Path,  # a run directory, a run id or a unique prefix
                 model: str | None = None,  # the model to serve; None: the run's best (`RunDir.best_model`)
                 runs_dir: str | Path = 'runs',  # where run ids are looked up
                 max_rows: int = 10000,  # the most records per request
+                **quality,  # `create_app`'s quality_window_rows, quality_window_seconds, feedback_max_predictions, card_precision_k
                 ) -> FastAPI:
-    "The app `serve_run` serves: the chosen model of a complete run, with its prediction log and drift figures."
-    if str(run).startswith('models:/'): return prepare_registered(str(run), max_rows)
+    "The app `serve_run` serves: the chosen model of a complete run, with its prediction and feedback logs and drift figures."
+    if str(run).startswith('models:/'): return prepare_registered(str(run), max_rows, **quality)
     run = RunDir(resolve_run(run, runs_dir))
     manifest = read_manifest(run)
     status = run_status(manifest)
@@ -979,17 +1429,18 @@ def prepare_run(run: str | Path,  # a run directory, a run id or a unique prefix
     data = manifest.get('data') if isinstance(manifest.get('data'), dict) else {}
     card_md5 = read_model_card(run.model(name)).get('data_md5')
     return create_app(run.model(name), run_id=run.id, data_md5=card_md5 or data.get('md5'), max_rows=max_rows,
-                      log_path=run.prediction_log(name), drift_source=run,
-                      reference_profile=run.reference_profile if run.reference_profile.is_file() else None)
+                      log_path=run.prediction_log(name), drift_source=run, feedback_log_path=run.feedback_log(name),
+                      reference_profile=run.reference_profile if run.reference_profile.is_file() else None, **quality)
 
 def prepare_registered(uri: str,  # models:/<name>@<alias> or models:/<name>/<version> in the MLflow store
                        max_rows: int = 10000,  # the most records per request
+                       **quality,  # as for `prepare_run`
                        ) -> FastAPI:
     "The app serving a model version of the MLflow registry (its saved model folder, downloaded)."
     from mlops_nb.tracking import registered_model  # here: MLflow is an optional extra (mlops_nb[mlflow]); only models:/ needs it
     found = registered_model(uri)
     print(f"serving {found['name']} version {found['version']} ({uri}) of run {found['run_id']}", flush=True)
-    return create_app(found['model_dir'], run_id=found['run_id'], data_md5=found['data_md5'], max_rows=max_rows)
+    return create_app(found['model_dir'], run_id=found['run_id'], data_md5=found['data_md5'], max_rows=max_rows, **quality)
 
 def serve_run(run: str | Path,  # a run directory, a run id or a unique prefix of one
               model: str | None = None,  # the model to serve (one of the run's models); None: the run's best
@@ -997,12 +1448,13 @@ def serve_run(run: str | Path,  # a run directory, a run id or a unique prefix o
               port: int = 8000,  # TCP port
               runs_dir: str | Path = 'runs',  # where run ids are looked up
               max_rows: int = 10000,  # the most records per request (413 above)
+              **quality,  # `create_app`'s quality_window_rows, quality_window_seconds, feedback_max_predictions, card_precision_k
               ) -> None:
     "Serve one model of a run over HTTP with uvicorn until interrupted (Ctrl-C)."
     if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
         raise ParamError(f"port must be an integer from 0 to 65535, got {port!r}")
-    app = prepare_run(run, model=model, runs_dir=runs_dir, max_rows=max_rows)
-    uvicorn.run(app, host=host, port=port, log_level='info', access_log=False)
+    app = prepare_run(run, model=model, runs_dir=runs_dir, max_rows=max_rows, **quality)
+    uvicorn.run(app, host=host, port=port, log_level='info', access_log=False, http=HTTP_PARSER)
 
 # %% ../nbs/09_serve.ipynb #b808c3ac
 @contextmanager
@@ -1012,7 +1464,7 @@ def background_server(app,  # an ASGI app, e.g. from `create_app`
                       timeout: float = 30.0,  # seconds to wait for start and for stop
                       ):
     "Run `app` under uvicorn in a daemon thread; yield its base URL ('http://127.0.0.1:PORT'); stop on exit."
-    config = uvicorn.Config(app, host=host, port=port, log_level='warning', access_log=False, lifespan='off')
+    config = uvicorn.Config(app, host=host, port=port, log_level='warning', access_log=False, lifespan='off', http=HTTP_PARSER)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name='mlops_nb-serve', daemon=True)
     thread.start()

@@ -10,6 +10,12 @@ if [ ! -x "$VENV/bin/python" ]; then "$PYTHON" -m venv "$VENV"; fi
 "$VENV/bin/python" -m pip install -q --upgrade pip
 "$VENV/bin/python" -m pip install -q "torch==2.13.0"
 "$VENV/bin/python" -m pip install -q -e ".[dev]"
+# Prometheus' promtool checks the server's /metrics (tests/test_serve_feedback.py): Debian's package, where apt is
+# there and we are root; the test that needs it skips without it.
+if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && ! command -v promtool >/dev/null 2>&1; then
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; } \
+        || echo "warning: could not install prometheus (promtool); tests/test_serve_feedback.py::test_metrics_pass_promtool will skip"
+fi
 # Papermill starts the kernel named python3: make it this venv's interpreter.
 "$VENV/bin/python" -m ipykernel install --sys-prefix --name python3 >/dev/null
 # Jupyter apps started from this venv (JupyterLab included) give their kernels CurveZMQ transport

@@ -247,7 +247,9 @@ def test_prediction_log_reads_back(binary_run, tmp_path):
         for batch in batches: replies.append(client.post('/predict', json={'records': as_records(batch)}).json())
     lines = [json.loads(line) for line in log_lines(log_path)]
     assert len(lines) == sum(len(b) for b in batches)
-    assert set(lines[0]) == {'request_id', 'row', 'time', 'model', 'inputs', 'prediction', 'probabilities'}
+    assert set(lines[0]) == {'request_id', 'prediction_id', 'row', 'time', 'model', 'inputs', 'prediction', 'probabilities'}
+    assert [line['prediction_id'] for line in lines] == [i for r in replies for i in r['prediction_ids']]
+    assert len({line['prediction_id'] for line in lines}) == len(lines)  # one id per row, never twice
     expected_ids = [r['request_id'] for r, b in zip(replies, batches) for _ in range(len(b))]
     assert [line['request_id'] for line in lines] == expected_ids
     assert [line['row'] for line in lines] == [i for b in batches for i in range(len(b))]

@@ -68,7 +68,7 @@ def test_schemathesis_finds_no_failure(tmp_path, task, kind):
     output = result.stdout[:20_000] + result.stderr[-3000:]
     report = json.loads(next((tmp_path/'report').glob('*.json')).read_text())
     assert result.returncode == 0 and not report['failures'] and not report['errors'], output
-    assert report['operations']['tested'] == 4, output  # POST /predict, GET /health, /model, /metrics
+    assert report['operations']['tested'] == 5, output  # POST /predict, POST /feedback, GET /health, /model, /metrics
     assert {name: phase['status'] for name, phase in report['phases'].items() if name != 'stateful'} == \
         {'examples': 'success', 'coverage': 'success', 'fuzzing': 'success'}, output
     assert report['test_cases']['generated'] >= 100

@@ -19,7 +19,8 @@ from hypothesis import strategies as st
 from mlops_nb.data import feature_columns, infer_schema
 from mlops_nb.models import make_model, read_model_card, save_model
 from mlops_nb.data import parse_datetime
-from mlops_nb.serve import ISO_DATETIME, MAX_DEPTH, ModelService, RequestError, parse_records, records_to_frame
+from mlops_nb.serve import (ISO_DATETIME, MAX_DEPTH, MAX_FLOAT_INT, ModelService, RequestError, _numbers_at_once, _numeric_column,
+                            parse_records, records_to_frame)
 
 SLOW_DATA = settings(suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture],
                      max_examples=150)
@@ -149,3 +150,60 @@ def test_service_predict_replies_or_refuses(service, data):
 def test_every_date_the_schema_accepts_parses(dates):
     "The OpenAPI pattern of date columns promises that the server reads the date: pandas parses every text it matches."
     assert parse_datetime(pd.Series(dates, dtype=object)).notna().all(), dates
+
+
+@pytest.fixture(scope='module')
+def fast_and_pipeline(tmp_path_factory):
+    """The same saved forest (numeric and categorical columns of text, numbers and booleans, no dates) served twice:
+    through the fast path and through the pipeline on a DataFrame."""
+    rng = np.random.default_rng(1)
+    n = 300
+    table = pd.DataFrame({'Type': rng.choice(['L', 'M', 'H', 'R'], n, p=[0.5, 0.3, 0.195, 0.005]), 'grade': rng.choice([1.0, 2.0, 3.0], n),
+                          'flag': rng.random(n) < 0.5, 'Torque [Nm]': rng.normal(40, 10, n).round(1), 'Tool wear [min]': rng.integers(0, 250, n)})
+    table.loc[rng.random(n) < 0.05, 'Torque [Nm]'] = np.nan
+    table['y'] = (table['Torque [Nm]'].fillna(40) > 45).astype(int)
+    schema = infer_schema(table, target='y')
+    schema = {**schema, 'numeric': [c for c in schema['numeric'] if c != 'grade'], 'categorical': schema['categorical'] + ['grade']}
+    model = make_model('rf', 'binary', schema, seed=0, n_estimators=15, n_jobs=1).fit(table[feature_columns(schema)], table['y'])
+    card = read_model_card(save_model(model, tmp_path_factory.mktemp('fast')/'rf', card={'name': 'rf', 'task': 'binary', 'schema': schema}))
+    fast, pipeline = ModelService(model, card, max_rows=5), ModelService(model, card, max_rows=5, fast=False)
+    assert fast.fast is not None and pipeline.fast is None
+    return fast, pipeline
+
+
+def outcome(service, body: bytes):
+    "What `score` gives for a body: ('refused', status, message) or ('scored', predictions, probabilities, report)."
+    try: return ('scored', *service.score(parse_records(body, service.max_rows)))
+    except RequestError as error: return ('refused', error.status, error.detail)
+
+
+@SLOW_DATA
+@given(data=st.data())
+def test_the_fast_path_gives_the_pipelines_answers(fast_and_pipeline, data):
+    "Same checks, same answers: the same refusal, or the same predictions and probabilities bit for bit (issue 14)."
+    fast, pipeline = fast_and_pipeline
+    good = {'Type': st.sampled_from(['L', 'M', 'H', 'R', 'XL', 'missing', '']) | st.none() | st.integers(-3, 3),
+            'grade': st.sampled_from([1, 2.0, '3.0', 7, True]) | st.none(), 'flag': st.booleans() | st.none() | st.sampled_from(['True', 1]),
+            'Torque [Nm]': st.floats(-1e12, 1e12) | st.none(), 'Tool wear [min]': st.integers(-10**18, 10**18) | st.none()}
+    record = st.fixed_dictionaries({c: mostly(s, json_values) for c, s in good.items()})
+    records = data.draw(st.lists(mostly(record, st.dictionaries(st.text(max_size=5), json_values, max_size=3)), min_size=1, max_size=5))
+    body = encode({'records': records}).encode('utf-8', 'surrogatepass')
+    got, expected = outcome(fast, body), outcome(pipeline, body)
+    event(got[0])
+    assert got == expected
+
+
+@settings(max_examples=500)
+@given(st.lists(st.none() | st.booleans() | st.integers(-2**60, 2**60) | st.floats(allow_nan=False)
+                | st.sampled_from([2**53, 2**53 + 1, -(2**53) - 1, 1e9, -1e9, 1e9 + 0.5, math.inf, -math.inf, '1']), min_size=1, max_size=6),
+       st.sampled_from([(-10**9, 10**9), (-(10**17) - 1, 10**17 + 1), (-MAX_FLOAT_INT, MAX_FLOAT_INT), (0, 0)]))
+def test_numbers_checked_at_once_agree_with_the_loop(values, bounds):
+    "The numpy check of a numeric column accepts exactly the values the value-by-value loop accepts."
+    accepted = all(v is None or ((type(v) is float or type(v) is int) and bounds[0] <= v <= bounds[1]) for v in values)
+    fast = _numbers_at_once(values, bounds)
+    if fast is not None: assert accepted and np.array_equal(fast, np.array(values, dtype=np.float64), equal_nan=True)
+    try: checked = _numeric_column('x', values, bounds)
+    except RequestError as error:
+        assert not accepted and error.status == 422
+        return
+    assert accepted and np.array_equal(checked, np.array(values, dtype=np.float64), equal_nan=True)
