@@ -136,7 +136,8 @@ def _cmd_serve(args) -> int:
     serve_run(args.run, model=args.model, host=args.host, port=args.port, runs_dir=_folder(args.runs_dir) or 'runs',
               max_rows=args.max_rows, quality_window_rows=args.quality_window_rows,
               quality_window_seconds=args.quality_window_seconds, feedback_max_predictions=args.feedback_max_predictions,
-              card_precision_k=args.card_precision_k)
+              card_precision_k=args.card_precision_k, live_drift_rows=args.drift_window_rows,
+              live_drift_seconds=args.drift_interval_seconds)
     return EXIT_OK
 
 def _cmd_monitor(args) -> int:
@@ -181,6 +182,10 @@ def _add_serve(commands) -> None:
                        help="predictions kept for labels to come; a label for an older one is 'expired' (default: 1000000)")
     serve.add_argument('--card-precision-k', type=int, default=100,
                        help='cards checked per day for the live card precision@k (default: 100)')
+    serve.add_argument('--drift-window-rows', type=int, default=1000,
+                       help='the last scored rows whose drift against the training data /metrics shows (default: 1000)')
+    serve.add_argument('--drift-interval-seconds', type=float, default=10.0,
+                       help='the live drift is recomputed, at a scrape, at most this often (default: 10; 0: at every scrape)')
     serve.set_defaults(handler=_cmd_serve)
 
 # %% ../nbs/08_cli.ipynb #7e9cd955

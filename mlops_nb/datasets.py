@@ -26,8 +26,8 @@ __all__ = ['MAINTENANCE_TARGET', 'MAINTENANCE_FEATURES', 'MAINTENANCE_FAILURE_MO
            'TOOL_WEAR_INCREMENT', 'OSF_LIMIT', 'PRODUCT_SERIAL_BASE', 'SPEED_FROM_TORQUE', 'SPEED_NOISE_SD',
            'AIR_PROCESS_CORRELATION', 'TOOL_LIFE', 'TOOL_FAILURE_SHARE', 'MAINTENANCE_TOLERANCES',
            'MAINTENANCE_DEFAULT_ROWS', 'FRAUD_PROTOCOL_KEYS', 'maintenance_failure_modes', 'make_maintenance',
-           'maintenance_fidelity', 'builtin_spec', 'BuiltinDataset', 'load_builtin', 'write_builtin', 'builtin_size',
-           'builtin_data_path', 'builtin_file', 'check_target', 'split_dataset']
+           'shift_maintenance', 'maintenance_fidelity', 'builtin_spec', 'BuiltinDataset', 'load_builtin',
+           'write_builtin', 'builtin_size', 'builtin_data_path', 'builtin_file', 'check_target', 'split_dataset']
 
 # %% ../nbs/02b_datasets.ipynb #620c01c7
 MAINTENANCE_TARGET = 'Machine failure'
@@ -125,6 +125,26 @@ def make_maintenance(n_rows: int = 10_000,  # machining processes (rows)
     frame['RNF'] = random_failure
     frame.insert(8, MAINTENANCE_TARGET, frame[MAINTENANCE_FAILURE_MODES].max(axis=1))
     return frame
+
+# %% ../nbs/02b_datasets.ipynb #825f59b5
+def shift_maintenance(frame: pd.DataFrame,  # `make_maintenance` output (or the real file)
+                      from_row: int,  # the first row (position) of the heavier jobs
+                      torque_nm: float,  # added to the torque of those rows
+                      ) -> pd.DataFrame:
+    "A copy of `frame` whose jobs from `from_row` on are `torque_nm` heavier, speed and failures following."
+    if isinstance(from_row, bool) or not isinstance(from_row, (int, np.integer)) or from_row < 0:
+        raise ParamError(f"from_row must be an integer >= 0, got {from_row!r}")
+    out = frame.copy()
+    late = np.arange(len(out)) >= from_row
+    a, b, c = SPEED_FROM_TORQUE
+    old = out['Torque [Nm]'].to_numpy(dtype=float)
+    new = np.where(late, np.maximum(np.round(old + torque_nm, 1), 3.0), old)
+    curve = lambda torque: b / torque + c / torque**2
+    out['Torque [Nm]'] = new
+    out['Rotational speed [rpm]'] = np.round(out['Rotational speed [rpm]'] + curve(new) - curve(old)).astype(np.int64)
+    out[['HDF', 'PWF', 'OSF']] = maintenance_failure_modes(out)
+    out[MAINTENANCE_TARGET] = out[MAINTENANCE_FAILURE_MODES].max(axis=1)
+    return out
 
 # %% ../nbs/02b_datasets.ipynb #3a5b8c07
 MAINTENANCE_TOLERANCES = {  # column: (tolerance of the mean, tolerance of the sd)

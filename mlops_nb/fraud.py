@@ -25,6 +25,12 @@ def _check_int(name: str, value, minimum: int = 1) -> int:
         raise ParamError(f"{name} must be an integer >= {minimum}, got {value!r}")
     return int(value)
 
+def _check_positive(name: str, value) -> float:
+    "`value` as a float, or a `ParamError` naming `name` when it is not a number > 0."
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or not value > 0:
+        raise ParamError(f"{name} must be a positive number, got {value!r}")
+    return float(value)
+
 def _check_timestamp(name: str, value) -> pd.Timestamp:
     "`value` as a `pd.Timestamp`, or a `ParamError` naming `name`."
     try: stamp = pd.Timestamp(value)
@@ -79,7 +85,9 @@ def terminals_within_radius(customer_xy: np.ndarray,  # (n_customers, 2) locatio
 
 # %% ../nbs/02a_fraud.ipynb #94a8b10f
 def _simulate_transactions(customers: pd.DataFrame, indptr: np.ndarray, indices: np.ndarray,
-                           nb_days: int, rng: np.random.Generator, progress: bool = False) -> dict:
+                           nb_days: int, rng: np.random.Generator, progress: bool = False,
+                           shift: tuple = (-1, 1.0),  # (first day, factor): from that day on, amounts and counts x factor
+                           ) -> dict:
     "Arrays of the genuine transactions (generation order: by day, then customer)."
     mean_nb = customers['mean_nb_tx_per_day'].to_numpy()
     mean_amount = customers['mean_amount'].to_numpy()
@@ -88,13 +96,14 @@ def _simulate_transactions(customers: pd.DataFrame, indptr: np.ndarray, indices:
     customer_ids = np.arange(len(customers), dtype='int64')
     parts = {'seconds': [], 'day': [], 'customer': [], 'terminal': [], 'amount': []}
     for day in tqdm(range(nb_days), desc='make_fraud: days', disable=not progress):
-        customer = np.repeat(customer_ids, rng.poisson(mean_nb))
+        factor = shift[1] if 0 <= shift[0] <= day else 1.0  # 1.0: the handbook's draws, bit for bit
+        customer = np.repeat(customer_ids, rng.poisson(mean_nb * factor))
         time_of_day = np.trunc(rng.normal(86400 / 2, 20000, len(customer)))
         keep = (time_of_day > 0) & (time_of_day < 86400) & (n_available[customer] > 0)
         customer, time_of_day = customer[keep], time_of_day[keep].astype('int64')
-        amount = rng.normal(mean_amount[customer], std_amount[customer])
+        amount = rng.normal(mean_amount[customer] * factor, std_amount[customer] * factor)
         negative = amount < 0
-        amount[negative] = rng.uniform(0, 2 * mean_amount[customer[negative]])
+        amount[negative] = rng.uniform(0, 2 * mean_amount[customer[negative]] * factor)
         terminal = indices[indptr[customer] + rng.integers(0, n_available[customer])]
         parts['seconds'].append(time_of_day + day * 86400)
         parts['day'].append(np.full(len(customer), day, dtype='int64'))
@@ -152,6 +161,8 @@ def make_fraud(n_customers: int = 5000,  # customers (cards)
                radius: float = 5,  # customers use terminals closer than this (grid is 100 x 100)
                seed: int = 0,  # profiles: legacy seeds `seed`, `seed + 1` (handbook's at 0); the rest `default_rng(seed)`
                progress: bool = False,  # show a progress bar over the days
+               shift_day: int = -1,  # from this day on (0-based), customers spend `shift_factor` times as much, as often; -1: never
+               shift_factor: float = 1.0,  # the shift's multiplier of each customer's amounts and daily transactions
                ) -> pd.DataFrame:
     "Simulated card transactions with frauds, by the handbook's generative process (vectorized)."
     n_customers = _check_int('n_customers', n_customers)
@@ -160,15 +171,15 @@ def make_fraud(n_customers: int = 5000,  # customers (cards)
     seed = _check_int('seed', seed, minimum=0)
     if seed > 2**32 - 2: raise ParamError(f"seed must be below 2**32 - 1 (numpy's legacy generator draws the profiles), got {seed}")
     start = _check_timestamp('start_date', start_date)
-    if isinstance(radius, bool) or not isinstance(radius, (int, float, np.integer, np.floating)) or not radius > 0:
-        raise ParamError(f"radius must be a positive number, got {radius!r}")
+    _check_positive('radius', radius)
+    shift = (_check_int('shift_day', shift_day, minimum=-1), _check_positive('shift_factor', shift_factor))
     # the handbook seeds the profiles with 0 and 1: seed 0 gives its customers and terminals
     customers = fraud_customer_profiles(n_customers, random_state=seed)
     terminals = fraud_terminal_profiles(n_terminals, random_state=seed + 1)
     rng = np.random.default_rng(seed)
     indptr, indices = terminals_within_radius(customers[['x_customer_id', 'y_customer_id']].to_numpy(),
                                               terminals[['x_terminal_id', 'y_terminal_id']].to_numpy(), radius)
-    tx = _simulate_transactions(customers, indptr, indices, nb_days, rng, progress)
+    tx = _simulate_transactions(customers, indptr, indices, nb_days, rng, progress, shift)
     tx = _add_frauds(tx, n_customers, n_terminals, nb_days, rng)
     order = np.argsort(tx['seconds'], kind='stable')
     seconds = tx['seconds'][order]

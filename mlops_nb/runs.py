@@ -30,10 +30,11 @@ from .versioning import cached_version, restore_command
 from .vocabulary import LOWER_IS_BETTER, headline_metric, rank_models
 
 # %% auto #0
-__all__ = ['TRACKED_PACKAGES', 'new_run_id', 'git_state', 'environment', 'RunDir', 'MonitoringReport', 'create_run',
-           'read_manifest', 'update_manifest', 'record_data', 'write_metrics', 'read_metrics', 'save_predictions',
-           'load_predictions', 'mark_complete', 'mark_failed', 'resolve_run', 'run_status', 'run_directories',
-           'list_runs', 'compare_runs', 'data_version', 'check_data', 'verify_run_files', 'compare_run_outputs']
+__all__ = ['TRACKED_PACKAGES', 'new_run_id', 'git_state', 'environment', 'RunDir', 'MonitoringReport', 'ProductionReport',
+           'new_production_report', 'create_run', 'read_manifest', 'update_manifest', 'record_data', 'write_metrics',
+           'read_metrics', 'save_predictions', 'load_predictions', 'mark_complete', 'mark_failed', 'resolve_run',
+           'run_status', 'run_directories', 'list_runs', 'compare_runs', 'data_version', 'check_data',
+           'verify_run_files', 'compare_run_outputs']
 
 # %% ../nbs/06_runs.ipynb #dc2fe724
 def new_run_id(now: datetime | None = None,  # start time (UTC); now when omitted
@@ -183,6 +184,39 @@ def monitoring_reports(self: RunDir) -> list[MonitoringReport]:
     if not self.monitoring.is_dir(): return []
     reports = [MonitoringReport(p) for p in sorted(self.monitoring.iterdir()) if p.is_dir()]
     return [report for report in reports if report.drift.is_file()]
+
+# %% ../nbs/06_runs.ipynb #e5b3a424
+class ProductionReport:
+    "One production replay's report folder and the path of everything in it."
+    def __init__(self, path: str | Path): self.path = Path(path)  # the report folder (it may not exist yet)
+    def __fspath__(self) -> str: return str(self.path)
+    def __str__(self) -> str: return str(self.path)
+    def __repr__(self) -> str: return f"ProductionReport({str(self.path)!r})"
+    @property
+    def days(self) -> Path: return self.path/'days.csv'
+    @property
+    def alerts(self) -> Path: return self.path/'alerts.csv'
+    @property
+    def outcome(self) -> Path: return self.path/'outcome.json'
+    @property
+    def report(self) -> Path: return self.path/'report.html'
+    @property
+    def runs(self) -> Path: return self.path/'runs'
+    @property
+    def logs(self) -> Path: return self.path/'logs'
+    @property
+    def plots(self) -> Path: return self.path/'plots'
+    def plot(self, name: str) -> Path: return self.plots/f"{_plain_name(name, 'plot')}.png"
+    def log(self, name: str) -> Path: return self.logs/f"{_plain_name(name, 'log')}.log"
+    def rules(self, name: str) -> Path: return self.logs/f"{_plain_name(name, 'rules')}.rules.yml"  # the rules a replay's Prometheus ran
+    def executed_notebook(self, notebook: str | Path) -> Path: return self.path/_plain_name(Path(notebook).name, 'notebook')
+
+def new_production_report(folder: str | Path = 'production',  # where reports go (relative: the project root's)
+                          now: datetime | None = None,  # the time that names it (None: now)
+                          ) -> ProductionReport:
+    "A new (not yet created) production report folder named by the UTC time."
+    now = now or datetime.now(timezone.utc)
+    return ProductionReport(project_path(folder)/now.strftime('%Y%m%dT%H%M%S-%fZ'))
 
 # %% ../nbs/06_runs.ipynb #b67bc32c
 def _now() -> str: return datetime.now(timezone.utc).isoformat(timespec='microseconds')

@@ -671,6 +671,10 @@ class LiveDrift:
                  min_rows: int = 100,  # no figures before this many rows
                  interval: float = 10.0,  # seconds between two computations at most
                  ):
+        if isinstance(window, bool) or not isinstance(window, int) or window < 1:
+            raise ParamError(f"live drift window must be a positive integer of rows, got {window!r}")
+        if isinstance(interval, bool) or not isinstance(interval, (int, float)) or not interval >= 0:
+            raise ParamError(f"live drift interval must be a number of seconds >= 0, got {interval!r}")
         self.profile = read_json(profile) if isinstance(profile, (str, Path)) else profile
         self.columns = list(self.profile.get('columns') or {})
         self._known = {c: set(map(str, e.get('values') or [])) for c, e in self.profile['columns'].items()
@@ -772,6 +776,7 @@ class ModelService:
                  max_text_length: int = MAX_TEXT_LENGTH,  # the longest text value in a categorical or date column
                  feedback_log_path: str | Path | None = None,  # the accepted labels (JSON lines); None: kept in memory only
                  quality=None,  # `feedback.Feedback` options: max_predictions, window_rows, window_seconds, k
+                 live_drift_options=None,  # `LiveDrift` options: window, min_rows, interval
                  card_columns: tuple | None = CARD_COLUMNS[:2],  # record keys of the card id and the day (binary models)
                  fast: bool = True,  # score through `inference.compile_model` when the model has a fast path
                  batch_requests: int = BATCH_REQUESTS,  # requests scored together, and batches logged together, at most (1: none)
@@ -792,7 +797,7 @@ class ModelService:
         self.fast = compile_model(model, self.kinds) if fast else None
         self.batch_invariant = batch_invariant(model)  # rows may be scored together (the same numbers as alone)
         self.log = PredictionLog(log_path) if log_path is not None else None
-        self.live_drift = LiveDrift(reference_profile) if reference_profile is not None else None
+        self.live_drift = LiveDrift(reference_profile, **(live_drift_options or {})) if reference_profile is not None else None
         self._start_feedback(feedback_log_path, quality or {})
         self.metrics = ServerMetrics(self.name, self.task, self.classes, self.run_id, self.data_md5, drift_source, self.live_drift,
                                      feedback=self.feedback)
@@ -1287,6 +1292,8 @@ def create_app(model_dir: str | Path,  # a `models.save_model` directory (its mo
                quality_window_seconds: float = 7 * 86400,  # labels received longer ago leave the window
                feedback_max_predictions: int = 1_000_000,  # predictions kept for labels to come (older: 'expired')
                card_precision_k: int = 100,  # cards checked per day for the live card precision@k
+               live_drift_rows: int = 1000,  # the last scored rows whose drift /metrics shows
+               live_drift_seconds: float = 10.0,  # the live drift is recomputed (at a scrape) at most this often
                ) -> FastAPI:
     "A FastAPI app serving the model in `model_dir`: /predict, /feedback, /health, /model, /metrics, /docs."
     model_dir = Path(model_dir)
@@ -1296,7 +1303,8 @@ def create_app(model_dir: str | Path,  # a `models.save_model` directory (its mo
                    window_seconds=quality_window_seconds, k=card_precision_k)
     service = ModelService(model, card, run_id=run_id, data_md5=data_md5, max_rows=max_rows, log_path=log_path,
                            drift_source=drift_source, reference_profile=reference_profile,
-                           feedback_log_path=feedback_log_path, quality=quality)
+                           feedback_log_path=feedback_log_path, quality=quality,
+                           live_drift_options=dict(window=live_drift_rows, interval=live_drift_seconds))
     return app_for_service(service, max_body_bytes=max_body_bytes, model_dir=model_dir)
 
 def app_for_service(service: ModelService,  # the model to serve
@@ -1415,7 +1423,7 @@ def prepare_run(run: str | Path,  # a run directory, a run id or a unique prefix
                 model: str | None = None,  # the model to serve; None: the run's best (`RunDir.best_model`)
                 runs_dir: str | Path = 'runs',  # where run ids are looked up
                 max_rows: int = 10000,  # the most records per request
-                **quality,  # `create_app`'s quality_window_rows, quality_window_seconds, feedback_max_predictions, card_precision_k
+                **quality,  # `create_app`'s quality_window_rows, quality_window_seconds, feedback_max_predictions, card_precision_k, live_drift_rows, live_drift_seconds
                 ) -> FastAPI:
     "The app `serve_run` serves: the chosen model of a complete run, with its prediction and feedback logs and drift figures."
     if str(run).startswith('models:/'): return prepare_registered(str(run), max_rows, **quality)
@@ -1448,7 +1456,7 @@ def serve_run(run: str | Path,  # a run directory, a run id or a unique prefix o
               port: int = 8000,  # TCP port
               runs_dir: str | Path = 'runs',  # where run ids are looked up
               max_rows: int = 10000,  # the most records per request (413 above)
-              **quality,  # `create_app`'s quality_window_rows, quality_window_seconds, feedback_max_predictions, card_precision_k
+              **quality,  # `create_app`'s quality_window_rows, quality_window_seconds, feedback_max_predictions, card_precision_k, live_drift_rows, live_drift_seconds
               ) -> None:
     "Serve one model of a run over HTTP with uvicorn until interrupted (Ctrl-C)."
     if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
