@@ -51,7 +51,8 @@ __all__ = ['SERVER_DISTRIBUTIONS', 'NETWORK_DISTRIBUTIONS', 'TORCH_CPU_INDEX', '
 
 # %% ../nbs/14_deploy.ipynb #e6575731
 SERVER_DISTRIBUTIONS = ('numpy', 'pandas', 'scipy', 'scikit-learn', 'skops', 'safetensors', 'fastapi', 'fastapi-offline',
-                        'uvicorn', 'prometheus-client', 'fastcore', 'packaging')  # what the serving code imports
+                        'uvicorn', 'uvloop', 'orjson', 'prometheus-client', 'fastcore', 'packaging', 'pyyaml',
+                        'matplotlib')  # what the serving code imports (matplotlib: through evaluate's card precision)
 NETWORK_DISTRIBUTIONS = ('torch', 'tqdm')  # added for a model with a network (`mlops_nb.neural` imports both)
 TORCH_CPU_INDEX = 'https://download.pytorch.org/whl/cpu'  # PyTorch's index of CPU-only builds
 
@@ -613,7 +614,8 @@ def scoring_endpoint(service,  # the app's `ModelService` (`app.state.service`)
     async def endpoint(request: Request):
         request_id = _request_id(request)
         try:
-            body = await _read_body(request, max_body_bytes)
+            body = await _read_body(request.receive, request.headers.get('content-length', ''), max_body_bytes)
+            if body is None: return Response(status_code=499)  # the client left before sending its body: nobody to answer
             reply, context = await run_in_threadpool(score, request, body, request_id)  # parsing a large body must not block the loop
             return respond(reply, context, request_id)
         except RequestError as e: return _error_reply(protocol, e.status, e.detail, request_id)
