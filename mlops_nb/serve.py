@@ -349,8 +349,8 @@ def _categorical_column(column: str, values: list, dtype_kind: str, known: set, 
             _refuse(column, row, f"{_excerpt(value)} is not a category: a number for a categorical column must be within +-2**53")
     return [_category_text(value, dtype_kind, known) for value in values]
 
-def _datetime_column(column: str, values: list, max_text_length: int) -> np.ndarray:
-    "ISO 8601 texts or None (None: NaN) as an object array; 422 for anything else."
+def _datetime_column(column: str, values: list, max_text_length: int):
+    "ISO 8601 texts or None, parsed to dates (None: NaT); 422 for anything else."
     for row, value in enumerate(values):
         if value is None: continue
         if not isinstance(value, str):
@@ -363,7 +363,9 @@ def _datetime_column(column: str, values: list, max_text_length: int) -> np.ndar
     parsed = parse_datetime(pd.Series(values, dtype=object))  # the parsing the preprocessor uses
     unparsed = np.flatnonzero(parsed.isna().to_numpy() & np.array([v is not None for v in values]))
     if len(unparsed): _refuse(column, int(unparsed[0]), f"{_excerpt(values[unparsed[0]])} is not a date the model can read")
-    return np.array([np.nan if v is None else v for v in values], dtype=object)
+    # the model gets dates, not text: it read its training column with that column's own format (e.g. day-first),
+    # which ISO text would not fit
+    return parsed.array
 
 # %% ../nbs/09_serve.ipynb #a467b218
 def _extra_columns(records: list[dict], columns: list) -> list:
