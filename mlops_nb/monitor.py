@@ -26,14 +26,15 @@ from scipy.spatial import distance
 from .core import (DataError, MlopsError, ModelError, ParamError, atomic_write_json,
                            atomic_write_text, did_you_mean, project_path, read_json, to_json)
 from .runner import NotebookError, check_parameters, execute_notebook, notebook_parameters, package_notebook, write_html_report
-from .runs import MonitoringReport, RunDir, list_runs, resolve_run
+from .runs import MonitoringReport, RunDir, list_runs, read_manifest, resolve_run
 
 # %% auto #0
 __all__ = ['MAX_DISCRETE_VALUES', 'PROFILE_FORMAT', 'LOG_COLUMNS', 'METHODS', 'P_VALUE_METHODS', 'DEFAULT_THRESHOLDS',
            'METHODS_BY_KIND', 'SMALL_REFERENCE', 'MIN_CURRENT_ROWS', 'KS_DETECTABLE_GAP', 'quantile_levels',
            'reference_profile', 'read_prediction_log', 'read_current', 'default_method', 'min_current_rows',
            'DriftResult', 'detect_drift', 'plot_drift_scores', 'plot_distributions', 'drift_report',
-           'quality_over_time', 'plot_quality_over_time', 'monitored_run', 'prediction_log_path', 'monitor_run']
+           'quality_over_time', 'plot_quality_over_time', 'monitored_run', 'prediction_log_path', 'current_data',
+           'monitor_run']
 
 # %% ../nbs/10_monitor.ipynb #4a206b87
 MAX_DISCRETE_VALUES = 5  # numeric columns with at most this many distinct values are compared as categories
@@ -696,6 +697,19 @@ def prediction_log_path(run: str | Path | RunDir,  # a run directory
         model = logged[0]
     if model not in logged: raise ParamError(f"no prediction log for model {model!r} in run {run.id}.{did_you_mean(model, logged)}")
     return run.prediction_log(model)
+
+# %% ../nbs/10_monitor.ipynb #fa29eb1c
+def current_data(run: RunDir,  # the monitored run
+                 current: str | Path = '',  # the data the user named ('' when none)
+                 model: str | None = None,  # whose prediction log to read
+                 ) -> tuple[Path, str]:
+    "(the data to compare, why that one): `current`, else the model's prediction log, else the run's own data file."
+    if current: return Path(current), 'the data file given'
+    if run.logged_models(): return prediction_log_path(run, model), "the model's prediction log"
+    data = (read_manifest(run).get('data') or {}).get('path')
+    if not data or not Path(data).is_file():
+        raise DataError(f"run {run.id}: no prediction log yet and no data file to show; set `current` to a data file")
+    return Path(data), "no prediction log yet: the run's own data file, to show the report (set `current` to new data)"
 
 # %% ../nbs/10_monitor.ipynb #d576df81
 def _monitor_parameters(run: RunDir, current, model, labels, out_dir: Path, **options) -> dict:

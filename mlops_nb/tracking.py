@@ -7,6 +7,9 @@ Docs: https://mlops-nb.github.io/mlops_nb/tracking.html.md"""
 # %% ../nbs/12_tracking.ipynb #2e6c4381
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
 import math
 import os
 import re
@@ -52,8 +55,22 @@ def tracking_store(uri: str | None = None,  # a tracking URI; None: `tracking_ur
     if uri is None: raise ParamError("no MLflow tracking URI: give --tracking-uri URI or set MLFLOW_TRACKING_URI")
     previous = os.environ.get('MLFLOW_TRACKING_URI')  # set_tracking_uri also sets this variable (for subprocesses)
     mlflow.set_tracking_uri(uri)
-    try: yield MlflowClient(tracking_uri=uri, registry_uri=os.environ.get('MLFLOW_REGISTRY_URI') or uri)
+    try:
+        with _quiet_mlflow(): yield MlflowClient(tracking_uri=uri, registry_uri=os.environ.get('MLFLOW_REGISTRY_URI') or uri)
     finally: mlflow.set_tracking_uri(previous)  # None: unset again, as before
+
+@contextmanager
+def _quiet_mlflow():
+    "MLflow's INFO lines and artifact progress bars off inside the block (this module says what matters); restored after."
+    logger, bars = logging.getLogger('mlflow'), os.environ.get('MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR')
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    os.environ['MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR'] = 'false'
+    try: yield
+    finally:
+        logger.setLevel(level)
+        if bars is None: os.environ.pop('MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR', None)
+        else: os.environ['MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR'] = bars
 
 def experiment_id(client: MlflowClient,
                   name: str = 'mlops_nb',  # the experiment the runs go to
@@ -259,7 +276,8 @@ def register_best(run: str | Path,  # a run directory or id
             source = client.get_run(mirrored_id).data.tags[f"mlops_nb.model_uri.{name}"]
             tags = {'mlops_nb.run_key': key, 'mlops_nb.model': name, 'mlops_nb.run_id': run.id,
                     'mlops_nb.mlflow_run_id': mirrored_id, 'mlops_nb.reason': reason}
-            version = mlflow.register_model(source, registered, tags=tags)
+            with contextlib.redirect_stderr(io.StringIO()):  # MLflow prints 'Successfully registered ...' itself
+                version = mlflow.register_model(source, registered, tags=tags)
         client.set_registered_model_alias(registered, 'challenger', version.version)
         return client.get_model_version(registered, version.version)
 
