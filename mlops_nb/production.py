@@ -49,7 +49,7 @@ def fraud_days(days: int,  # days replayed after the training data
 # %% ../nbs/15_production.ipynb #6a3dbc46
 def maintenance_days(days: int,  # days replayed
                      shift_day: int,  # the replay day (from 0) from which the jobs are heavier
-                     rows_per_day: int = 500,  # machining processes a day
+                     rows_per_day: int = 1000,  # machining processes a day
                      torque_nm: float = 6.0,  # the jobs' extra torque from then on
                      seed: int = 0,  # the training data's generator seed (the replay uses seed + 1)
                      ) -> pd.DataFrame:

@@ -9,4 +9,7 @@ export PATH="$PWD/$VENV/bin:$PATH"
 echo "== nbdev-test"
 nbdev-test --n-workers 2 --flags slow
 echo "== pytest"
-python -m pytest -q "$@"
+# pytest-xdist: one process per core (MLOPS_NB_TEST_WORKERS overrides; 0 runs in this process). A test
+# module stays on one worker (--dist loadfile): its module fixtures (a trained run, a JupyterLab, a
+# Prometheus) are built once. The browser module alone takes most of ten minutes: it starts first (tests/conftest.py).
+python -m pytest -q -n "${MLOPS_NB_TEST_WORKERS:-$(nproc)}" --dist loadfile "$@"

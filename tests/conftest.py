@@ -19,6 +19,25 @@ def terminal_summary(request) -> list:
     return request.config.stash.setdefault(_SUMMARY, [])
 
 
+def pytest_collection_modifyitems(config, items):
+    "The browser module first: it is the longest, and under pytest-xdist the other modules fill the other cores meanwhile."
+    items.sort(key=lambda item: item.get_closest_marker("browser") is None)  # stable: otherwise collection order
+
+
+def pytest_sessionfinish(session):
+    "Under pytest-xdist a worker hands its summary lines to the controller (see `pytest_testnodedown`)."
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput["mlops_nb_summary"] = session.config.stash.get(_SUMMARY, [])
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    "The controller collects each xdist worker's summary lines."
+    lines = getattr(node, "workeroutput", {}).get("mlops_nb_summary", [])
+    node.config.stash.setdefault(_SUMMARY, []).extend(tuple(line) if isinstance(line, list) else line for line in lines)
+
+
 def pytest_terminal_summary(terminalreporter, config):
     for line in config.stash.get(_SUMMARY, []):
         if isinstance(line, tuple):
