@@ -11,5 +11,5 @@ nbdev-test --n-workers 2 --flags slow
 echo "== pytest"
 # pytest-xdist: one process per core (MLOPS_NB_TEST_WORKERS overrides; 0 runs in this process). A test
 # module stays on one worker (--dist loadfile): its module fixtures (a trained run, a JupyterLab, a
-# Prometheus) are built once. The browser module alone takes most of ten minutes: it starts first (tests/conftest.py).
+# Prometheus) are built once. The long modules start first (tests/conftest.py, LONG_MODULES).
 python -m pytest -q -n "${MLOPS_NB_TEST_WORKERS:-$(nproc)}" --dist loadfile "$@"

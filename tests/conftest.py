@@ -19,9 +19,17 @@ def terminal_summary(request) -> list:
     return request.config.stash.setdefault(_SUMMARY, [])
 
 
+# The modules that take a minute or more on two cores (pytest --durations, 2026-11-30), longest first. Under
+# pytest-xdist (--dist loadfile, scripts/test.sh) the long modules start first and the short ones fill the cores at
+# the end; a module missing here only runs later.
+LONG_MODULES = ["test_browser.py", "test_cli.py", "test_sweeps.py", "test_dvc.py", "test_mlflow.py", "test_pipeline.py",
+                "test_production.py"]
+
+
 def pytest_collection_modifyitems(config, items):
-    "The browser module first: it is the longest, and under pytest-xdist the other modules fill the other cores meanwhile."
-    items.sort(key=lambda item: item.get_closest_marker("browser") is None)  # stable: otherwise collection order
+    "Long modules first (`LONG_MODULES`), the rest in collection order."
+    rank = {name: i for i, name in enumerate(LONG_MODULES)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: a module's tests keep their order
 
 
 def pytest_sessionfinish(session):
