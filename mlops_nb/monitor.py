@@ -32,9 +32,9 @@ from .runs import MonitoringReport, RunDir, list_runs, read_manifest, resolve_ru
 __all__ = ['MAX_DISCRETE_VALUES', 'PROFILE_FORMAT', 'LOG_COLUMNS', 'METHODS', 'P_VALUE_METHODS', 'DEFAULT_THRESHOLDS',
            'METHODS_BY_KIND', 'SMALL_REFERENCE', 'MIN_CURRENT_ROWS', 'KS_DETECTABLE_GAP', 'quantile_levels',
            'reference_profile', 'read_prediction_log', 'read_current', 'default_method', 'min_current_rows',
-           'DriftResult', 'detect_drift', 'plot_drift_scores', 'plot_distributions', 'drift_report',
-           'quality_over_time', 'plot_quality_over_time', 'monitored_run', 'prediction_log_path', 'current_data',
-           'monitor_run']
+           'DriftResult', 'column_test', 'rows_to_judge', 'detect_drift', 'plot_drift_scores', 'plot_distributions',
+           'drift_report', 'quality_over_time', 'plot_quality_over_time', 'monitored_run', 'prediction_log_path',
+           'current_data', 'monitor_run']
 
 # %% ../nbs/10_monitor.ipynb #4a206b87
 MAX_DISCRETE_VALUES = 5  # numeric columns with at most this many distinct values are compared as categories
@@ -398,6 +398,28 @@ class DriftResult:
 
     def __repr__(self): return f"DriftResult({self.message})"
 
+# %% ../nbs/10_monitor.ipynb #105d3dc2
+def column_test(profile: dict,  # from `reference_profile`
+                column: str,  # a profiled column
+                method: str | None = None,  # one method for every column (None: by kind and reference size)
+                threshold: float | None = None,  # one threshold for every column (None: the method's default)
+                column_methods: dict | None = None,  # {column: method}, overrides `method`
+                column_thresholds: dict | None = None,  # {column: threshold}, overrides `threshold`
+                small_reference: int = SMALL_REFERENCE,  # reference sizes up to this use tests, above it distances
+                ) -> tuple[str, float]:
+    "(method, threshold) with which `detect_drift` tests `column`."
+    entry = profile['columns'][column]
+    chosen = (column_methods or {}).get(column, method) or default_method(entry['kind'], entry['count'], small_reference)
+    limit = (column_thresholds or {}).get(column, threshold if threshold is not None else DEFAULT_THRESHOLDS[chosen])
+    return chosen, float(limit)
+
+def rows_to_judge(profile: dict,  # from `reference_profile`
+                  **options,  # `column_test`'s: method, threshold, column_methods, column_thresholds, small_reference
+                  ) -> dict:
+    "{column: fewest current values `detect_drift` needs to judge it}."
+    return {column: min_current_rows(profile['columns'][column], *column_test(profile, column, **options))
+            for column in profile['columns']}
+
 # %% ../nbs/10_monitor.ipynb #edce200e
 def detect_drift(profile: dict,  # from `reference_profile` (or its JSON file, read with `core.read_json`)
                  current,  # a DataFrame, a .csv/.parquet file or a prediction log (.jsonl)
@@ -415,9 +437,7 @@ def detect_drift(profile: dict,  # from `reference_profile` (or its JSON file, r
     frame, source = _current_frame(current, columns)
     rows, distributions = [], {}
     for column in columns:
-        chosen = column_methods.get(column, method) or default_method(profile['columns'][column]['kind'],
-                                                                      profile['columns'][column]['count'], small_reference)
-        limit = column_thresholds.get(column, threshold if threshold is not None else DEFAULT_THRESHOLDS[chosen])
+        chosen, limit = column_test(profile, column, method, threshold, column_methods, column_thresholds, small_reference)
         row, distributions[column] = _test_column(profile['columns'][column], frame[column], column, chosen, limit, source)
         rows.append(row)
     table = pd.DataFrame(rows)

@@ -53,8 +53,8 @@ __all__ = ['MAX_DEPTH', 'MAX_TEXT_LENGTH', 'MAX_FLOAT_INT', 'MAX_CATEGORY_NUMBER
            'HTTP_METHODS', 'LATENCY_BUCKETS', 'UNSEEN', 'MAX_ECHOED', 'BATCH_BYTES', 'BATCH_REQUESTS', 'HTTP_PARSER',
            'RequestError', 'parse_records', 'parse_labels', 'column_kinds', 'column_statistics', 'numeric_ranges',
            'check_columns', 'records_to_frame', 'score_frame', 'PredictionLog', 'json_lines', 'log_lines', 'read_log',
-           'ServerMetrics', 'route_label', 'read_drift_figures', 'DriftCollector', 'LiveDrift', 'ModelService',
-           'example_record', 'record_schema', 'reply_schema', 'predict_operation', 'feedback_operation',
+           'ServerMetrics', 'route_label', 'read_drift_figures', 'DriftCollector', 'LiveDrift', 'live_drift_warning',
+           'ModelService', 'example_record', 'record_schema', 'reply_schema', 'predict_operation', 'feedback_operation',
            'openapi_components', 'openapi_document', 'create_app', 'app_for_service', 'prepare_run',
            'prepare_registered', 'serve_run', 'background_server']
 
@@ -716,6 +716,20 @@ class LiveDrift:
         figures = self.figures()
         yield GaugeMetricFamily('mlops_nb_live_drift_rows', 'Scored rows in the live drift window', value=len(self.rows))
         if figures is not None: yield from _drift_families('mlops_nb_live_', f'last {self.rows.maxlen} scored rows', figures)
+
+    def unjudged(self) -> dict:
+        "{column: rows it needs} of the columns this window is too small to judge (see `monitor.rows_to_judge`)."
+        from mlops_nb.monitor import rows_to_judge  # here: monitor comes after serve (it reads serve's logs)
+        return {column: n for column, n in rows_to_judge(self.profile).items() if n > self.rows.maxlen}
+
+def live_drift_warning(live: LiveDrift | None) -> str | None:
+    "What the user must hear when the live drift window is too small to judge some columns; None when it judges them all."
+    short = live.unjudged() if live is not None else {}
+    if not short: return None
+    named = ', '.join(f"{column!r} {n}" for column, n in list(short.items())[:5]) + (', ...' if len(short) > 5 else '')
+    return (f"the live drift window of {live.rows.maxlen} rows is too small to judge {len(short)} of {len(live.columns)} "
+            f"columns (rows each needs: {named}); they count in no live drift share and raise no drift alert. "
+            f"Set --drift-window-rows to at least {max(short.values())}")
 
 # %% ../nbs/09_serve.ipynb #83d0d810
 _REQUEST_ID = re.compile(r'^[A-Za-z0-9._:\-]{1,128}$')
@@ -1464,6 +1478,8 @@ def serve_run(run: str | Path,  # a run directory, a run id or a unique prefix o
     if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
         raise ParamError(f"port must be an integer from 0 to 65535, got {port!r}")
     app = prepare_run(run, model=model, runs_dir=runs_dir, max_rows=max_rows, **quality)
+    warning = live_drift_warning(app.state.service.live_drift)
+    if warning: print(f"mlops-nb serve: warning: {warning}", file=sys.stderr, flush=True)
     uvicorn.run(app, host=host, port=port, log_level='info', access_log=False, http=HTTP_PARSER)
 
 # %% ../nbs/09_serve.ipynb #b808c3ac

@@ -324,7 +324,8 @@ def test_serve_run_in_a_subprocess(binary_run, tmp_path):
     log_path = run_dir/'prediction_log'/'rf.jsonl'
     log_path.unlink(missing_ok=True)
     port = free_port()
-    code = f"from mlops_nb.serve import serve_run; serve_run({RUN_ID[:15]!r}, runs_dir={str(runs_dir)!r}, port={port})"
+    # a live drift window too small to judge any column: the server says so when it starts
+    code = f"from mlops_nb.serve import serve_run; serve_run({RUN_ID[:15]!r}, runs_dir={str(runs_dir)!r}, port={port}, live_drift_rows=20)"
     process = subprocess.Popen([sys.executable, '-c', code], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         url = f'http://127.0.0.1:{port}'
@@ -353,6 +354,7 @@ def test_serve_run_in_a_subprocess(binary_run, tmp_path):
             process.kill()
             output = process.communicate()[0]
     assert f"serving model 'rf' of run {RUN_ID}" in output
+    assert 'mlops-nb serve: warning: the live drift window of 20 rows is too small to judge' in output
 
 
 def test_hostile_client_cannot_grow_the_server(binary_run, tmp_path):
