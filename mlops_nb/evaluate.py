@@ -28,10 +28,10 @@ from .vocabulary import HEADLINE_METRICS, TASKS, check_task, rank_models
 
 # %% auto #0
 __all__ = ['THRESHOLD_METRICS', 'CARD_COLUMNS', 'MAX_FIGURE_INCHES', 'MAX_LABEL_CHARS', 'PERMUTATION_CELLS', 'STACK_CELLS',
-           'SCREEN_ROWS', 'best_f1_threshold', 'evaluate', 'card_precision_at_k', 'compare', 'figure_png', 'PlotFigure',
-           'save_figure', 'binary_scores', 'plot_roc_curves', 'plot_precision_recall_curves', 'plot_calibration',
-           'plot_confusion_matrix', 'feature_importance', 'plot_feature_importance', 'plot_loss_curves',
-           'plot_predicted_vs_actual', 'plot_residuals']
+           'SCREEN_ROWS', 'percentile_interval', 'best_f1_threshold', 'evaluate', 'card_precision_at_k', 'compare',
+           'figure_png', 'PlotFigure', 'save_figure', 'binary_scores', 'plot_roc_curves',
+           'plot_precision_recall_curves', 'plot_calibration', 'plot_confusion_matrix', 'feature_importance',
+           'plot_feature_importance', 'plot_loss_curves', 'plot_predicted_vs_actual', 'plot_residuals']
 
 # %% ../nbs/05_evaluate.ipynb #da1a7067
 def _bootstrap_weights(n_rows: int,  # rows of the test set
@@ -48,8 +48,8 @@ def _bootstrap_weights(n_rows: int,  # rows of the test set
         offsets = (np.arange(size) * n_rows)[:, None]
         yield np.bincount((drawn + offsets).ravel(), minlength=size * n_rows).reshape(size, n_rows).astype(np.float64)
 
-def _interval(values: np.ndarray,  # one metric per resample; nan where undefined
-              ) -> tuple[float, float]:
+def percentile_interval(values: np.ndarray,  # one metric per resample; nan where undefined
+                        ) -> tuple[float, float]:
     "The 95% percentile interval of the finite values, (nan, nan) when there are none."
     values = values[np.isfinite(values)]
     if len(values) == 0: return float('nan'), float('nan')
@@ -167,7 +167,7 @@ def _evaluate_binary(model, X, y, X_valid, y_valid, seed, n_bootstrap) -> dict:
     if n_bootstrap > 0:
         blocks = [_binary_ranking_metrics(is_positive, scores, w) for w in _bootstrap_weights(len(scores), n_bootstrap, seed)]
         for i, name in enumerate(('roc_auc', 'average_precision')):
-            metrics[f'{name}_low'], metrics[f'{name}_high'] = _interval(np.concatenate([b[i] for b in blocks]))
+            metrics[f'{name}_low'], metrics[f'{name}_high'] = percentile_interval(np.concatenate([b[i] for b in blocks]))
     return metrics
 
 def _evaluate_multiclass(model, X, y, seed, n_bootstrap) -> dict:
@@ -187,7 +187,7 @@ def _evaluate_multiclass(model, X, y, seed, n_bootstrap) -> dict:
         blocks = [_multiclass_count_metrics(true_index, pred_index, len(classes), w)
                   for w in _bootstrap_weights(len(labels), n_bootstrap, seed)]
         for i, name in enumerate(('accuracy', 'macro_f1')):
-            metrics[f'{name}_low'], metrics[f'{name}_high'] = _interval(np.concatenate([b[i] for b in blocks]))
+            metrics[f'{name}_low'], metrics[f'{name}_high'] = percentile_interval(np.concatenate([b[i] for b in blocks]))
     return metrics
 
 def _evaluate_regression(model, X, y, seed, n_bootstrap) -> dict:
@@ -199,7 +199,7 @@ def _evaluate_regression(model, X, y, seed, n_bootstrap) -> dict:
     if n_bootstrap > 0:
         blocks = [_regression_metrics(y_true, y_pred, w) for w in _bootstrap_weights(len(y_true), n_bootstrap, seed)]
         for i, name in enumerate(('rmse', 'mae', 'r2')):
-            metrics[f'{name}_low'], metrics[f'{name}_high'] = _interval(np.concatenate([b[i] for b in blocks]))
+            metrics[f'{name}_low'], metrics[f'{name}_high'] = percentile_interval(np.concatenate([b[i] for b in blocks]))
     return metrics
 
 # %% ../nbs/05_evaluate.ipynb #07b28e0d

@@ -17,7 +17,7 @@ import pandas as pd
 
 from .core import ParamError
 from .datasets import builtin_size, builtin_spec, make_maintenance, shift_maintenance
-from .evaluate import CARD_COLUMNS
+from .evaluate import CARD_COLUMNS, percentile_interval
 from .fraud import FRAUD_DEFAULT_SIZE, fraud_features, make_fraud
 from .prometheus import JOB, PrometheusServer, http_json, local_config, monitoring_file, rules_with_hold, serve_process
 from .runner import check_parameters, execute_notebook, notebook_parameters, package_notebook, write_html_report
@@ -196,10 +196,6 @@ def _per_day_catch(scored: pd.DataFrame, k: int, target: str, value: str | None)
         rows.append({'day': day, 'caught': worth[top].sum(), 'random': worth.sum() * min(k, len(part)) / len(part), 'total': worth.sum()})
     return pd.DataFrame(rows)
 
-def _interval(values: np.ndarray) -> tuple[float, float]:
-    values = values[np.isfinite(values)]
-    return (float(np.quantile(values, 0.025)), float(np.quantile(values, 0.975))) if len(values) else (math.nan, math.nan)
-
 def top_k_outcome(scored: pd.DataFrame,  # day, score, the target (and `value`) of every scored row
                   k: int,  # checks a day
                   target: str,  # the positive class is 1
@@ -216,7 +212,7 @@ def top_k_outcome(scored: pd.DataFrame,  # day, score, the target (and `value`) 
     model, baseline = caught.sum() / total.sum() if total.sum() else math.nan, random.sum() / total.sum() if total.sum() else math.nan
     out = {'k': k, 'days': len(per_day), 'positives': float(total.sum()), 'model': model, 'baseline': baseline, 'difference': model - baseline}
     for name, sample in (('model', model_b), ('baseline', base_b), ('difference', model_b - base_b)):
-        out[f'{name}_low'], out[f'{name}_high'] = _interval(sample)
+        out[f'{name}_low'], out[f'{name}_high'] = percentile_interval(sample)
     return out
 
 # %% ../nbs/15_production.ipynb #72fdcc79

@@ -43,7 +43,7 @@ def pytest_sessionfinish(session):
 def pytest_testnodedown(node, error):
     "The controller collects each xdist worker's summary lines."
     lines = getattr(node, "workeroutput", {}).get("mlops_nb_summary", [])
-    node.config.stash.setdefault(_SUMMARY, []).extend(tuple(line) if isinstance(line, list) else line for line in lines)
+    node.config.stash.setdefault(_SUMMARY, []).extend(lines)  # execnet keeps the section tuples as tuples
 
 
 def pytest_terminal_summary(terminalreporter, config):

@@ -15,7 +15,6 @@ import os
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -34,6 +33,7 @@ from mlops_nb.deploy import (APP_DIR, DEFAULT_PORT, DEPLOYMENT_FILE, HOME_IN_IMA
                              dockerfile_stages, package, prediction_log_path)
 from mlops_nb.models import load_model, make_model, save_model
 from mlops_nb.monitor import reference_profile
+from mlops_nb.prometheus import free_port
 from mlops_nb.runs import RunDir, create_run, mark_complete, write_metrics
 
 ROOT = project_root()
@@ -157,12 +157,6 @@ def test_cli_package_prints_the_folder_and_refuses_bad_input(tmp_path, forest_pa
 
 
 # ---------------------------------------------------------------- the packaged server from a fresh venv
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
-
 
 def fresh_venv(context: Path, venv: Path) -> float:
     "A venv with the context's requirements only, made as the Dockerfile makes it; the seconds it took."

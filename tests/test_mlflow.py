@@ -7,7 +7,6 @@ serve` with the same probabilities. The core install imports neither MLflow nor 
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ import numpy as np
 import pytest
 
 from mlops_nb.core import project_root
+from mlops_nb.prometheus import free_port
 from mlops_nb.runs import RunDir, read_manifest, read_metrics
 
 BIN = Path(sys.executable).parent
@@ -155,12 +155,6 @@ def test_promotion_gate_force_and_rollback(tracked):
     assert aliases(store)['champion'] == weak_version and aliases(store)['previous'] == good_version
     mlops_nb('promote', '--rollback', '--tracking-uri', store)
     assert aliases(store)['champion'] == good_version and aliases(store)['previous'] == weak_version
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
 
 
 def test_the_champion_is_served_alike_by_mlops_nb_and_mlflow(tracked):
