@@ -12,8 +12,9 @@ trained on the built-in `fraud` and `maintenance` datasets at their default size
   for each lever of the server in turn (each row adds one to the row above), and for `mlflow models serve` on the
   same fitted pipeline (saved with `mlflow.sklearn.save_model(..., serialization_format="skops")`, MLflow's own
   uvicorn server, its default single worker, payload `{"dataframe_records": [...]}`);
-- **batches of 1,000 rows**: rows/s over HTTP against in-process `model.predict_proba(frame)` on the same rows,
-  alternated (20 timed batches each, median);
+- **batches of 1,000 rows**: rows/s over HTTP against in-process `model.predict_proba(frame)` on the same rows, and
+  against the server's own scoring path in-process (to show what HTTP, JSON and the log cost), alternated (20 timed
+  batches each, median);
 - the `fsync` latency of the disk the prediction log is on (every answer waits for one);
 - that the answers are the model's own: every single-row answer of the final server and the 1,000-row answer equal
   `model.predict_proba` on the same rows, bit for bit (the run stops otherwise).
@@ -44,7 +45,7 @@ import pandas as pd
 from mlops_nb.core import atomic_write_text
 from mlops_nb.data import infer_schema
 from mlops_nb.datasets import builtin_spec, load_builtin, split_dataset
-from mlops_nb.models import TRUSTED_TYPES, load_model, make_model, save_model
+from mlops_nb.models import TRUSTED_TYPES, load_model, make_model, read_model_card, save_model
 
 # the server each lever row starts: environment for benchapp.make_app (below), uvicorn's event loop, worker processes
 LEVERS = [
@@ -55,12 +56,16 @@ LEVERS = [
     ('+ fast path: numpy preprocessing and flat forest, bit for bit (`inference`)',
      {'BATCH': '256', 'FAST': '1', 'ROUTE': 'fastapi'}, 'asyncio', 1),
     ('+ pure ASGI route for /predict and /feedback (past FastAPI routing)', {'BATCH': '256', 'FAST': '1', 'ROUTE': 'asgi'}, 'asyncio', 1),
-    ('+ uvloop event loop = `mlops-nb serve`', {'BATCH': '256', 'FAST': '1', 'ROUTE': 'asgi'}, 'uvloop', 1),
-    ('+ 2 uvicorn worker processes, a log each (not adopted, see below)', {'BATCH': '256', 'FAST': '1', 'ROUTE': 'asgi'}, 'uvloop', 2),
+    ('+ uvloop event loop', {'BATCH': '256', 'FAST': '1', 'ROUTE': 'asgi'}, 'uvloop', 1),
+    ('+ garbage collector frozen after loading (`serve.run_server`) = `mlops-nb serve`',
+     {'BATCH': '256', 'FAST': '1', 'ROUTE': 'asgi', 'FREEZE': '1'}, 'uvloop', 1),
+    ('+ 2 uvicorn worker processes, a log each (not adopted, see below)',
+     {'BATCH': '256', 'FAST': '1', 'ROUTE': 'asgi', 'FREEZE': '1'}, 'uvloop', 2),
 ]
-FINAL = 4  # the row that is `mlops-nb serve`
+FINAL = 5  # the row that is `mlops-nb serve`
 
 BENCH_APP = '''
+import gc
 import os
 from pathlib import Path
 from mlops_nb.models import load_model, read_model_card
@@ -74,6 +79,9 @@ def make_app():
     app = app_for_service(service)
     if os.environ['ROUTE'] == 'fastapi':  # the lever off: /predict through FastAPI's routing (the same _answer behind it)
         app.user_middleware = [m for m in app.user_middleware if m.cls is not _ScoringRoutes]
+    if os.environ.get('FREEZE') == '1':  # what serve.run_server does before uvicorn starts
+        gc.collect()
+        gc.freeze()
     return app
 '''
 
@@ -223,19 +231,28 @@ def check_answers(port: int, case: dict, n: int = 200) -> None:
 
 
 def batches(port: int, case: dict, rounds: int = 20) -> dict:
-    "Median seconds for 1,000 rows: in-process predict_proba, and POST /predict, alternated; the answers compared."
-    frame = case['test'].head(1000)
-    request = http_request('/predict', json.dumps({'records': records(frame)}).encode())
-    connection, inprocess, http = Connection(port), [], []
-    expected = case['model'].predict_proba(frame)
+    """Median seconds for 1,000 rows: in-process predict_proba, the server's own path in-process (checked columns through
+    `inference.compile_model`: what the server computes, without HTTP, JSON or the log), and POST /predict; alternated, the
+    answers compared."""
+    from mlops_nb.serve import ModelService, check_columns  # here: only this table needs the pieces
+    frame, model = case['test'].head(1000), case['model']
+    rows = records(frame)
+    request = http_request('/predict', json.dumps({'records': rows}).encode())
+    service = ModelService(model, read_model_card(case['model_dir']))  # no log, no thread: its checks and its fast path
+    columns, fast = check_columns(rows, service.input_schema)[0], service.fast
+    connection, inprocess, server_path, http = Connection(port), [], [], []
+    expected = model.predict_proba(frame)
     status, body = connection.call(request)
     got = np.array([[p['0'], p['1']] for p in json.loads(body)['probabilities']])
     if status != 200 or not np.array_equal(got, expected): raise AssertionError('the 1,000-row answer differs from predict_proba')
+    if not np.array_equal(fast.predict_proba(columns), expected): raise AssertionError("the server's path differs from predict_proba")
     for _ in range(rounds):
-        start = time.perf_counter(); case['model'].predict_proba(frame); inprocess.append(time.perf_counter() - start)
+        start = time.perf_counter(); model.predict_proba(frame); inprocess.append(time.perf_counter() - start)
+        start = time.perf_counter(); fast.predict_proba(columns); server_path.append(time.perf_counter() - start)
         start = time.perf_counter(); connection.call(request); http.append(time.perf_counter() - start)
     connection.close()
-    return {'inprocess': statistics.median(inprocess), 'http': statistics.median(http), 'body_bytes': len(request)}
+    return {'inprocess': statistics.median(inprocess), 'server_path': statistics.median(server_path), 'http': statistics.median(http),
+            'body_bytes': len(request)}
 
 
 def model_only(case: dict, rounds: int = 30) -> list[tuple]:
@@ -336,12 +353,17 @@ def report(cases: dict, results: dict, quiet: dict, load_end: float, fsync_s: fl
              'Every answer of the `mlops-nb serve` row was checked against `model.predict_proba` on the same row, bit for bit.', '']
     for name in cases: lines += lever_table(name, results[name])
     lines += ['## Batches of 1,000 rows (20 each, alternated, median)', '',
-              '| case | in-process `model.predict_proba(frame)` s | HTTP `POST /predict` s | rows/s in-process | rows/s HTTP | HTTP / in-process |',
-              '| --- | --- | --- | --- | --- | --- |']
+              "The server scores a batch with `inference.compile_model`'s path: numpy preprocessing, and the forest's rows split "
+              'into two blocks on two threads from 800 rows (`FastForest.min_block_rows`), where `predict_proba` keeps one block '
+              "below 2,048 rows (its `MIN_BLOCK_ROWS`, for CPU). The middle column is that path in-process on the checked columns: "
+              'the gap between it and HTTP is what HTTP, JSON, the checks and the fsync-ed log cost.', '',
+              '| case | in-process `model.predict_proba(frame)` s | in-process, the server\'s path s | HTTP `POST /predict` s '
+              '| rows/s in-process | rows/s HTTP | HTTP / in-process | HTTP / the server\'s path in-process |',
+              '| --- | --- | --- | --- | --- | --- | --- | --- |']
     for name in cases:
         b = results[name]['batches']
-        lines.append(f"| {name} | {b['inprocess']:.4f} | {b['http']:.4f} | {1000 / b['inprocess']:,.0f} | {1000 / b['http']:,.0f} "
-                     f"| {b['inprocess'] / b['http']:.2f} |")
+        lines.append(f"| {name} | {b['inprocess']:.4f} | {b['server_path']:.4f} | {b['http']:.4f} | {1000 / b['inprocess']:,.0f} "
+                     f"| {1000 / b['http']:,.0f} | {b['inprocess'] / b['http']:.2f} | {b['server_path'] / b['http']:.2f} |")
     lines += ['', '## The forest alone (in-process, on preprocessed rows, median ms)', '',
               '| case | rows | path | ms | bit-identical to `predict_proba` |', '| --- | --- | --- | --- | --- |']
     for name in cases:

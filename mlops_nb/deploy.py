@@ -30,13 +30,12 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 from starlette.concurrency import run_in_threadpool
-import uvicorn
 
 import mlops_nb
 from .core import MlopsError, ParamError, atomic_write_json, atomic_write_text, read_json
 from .models import read_model_card, verify_model
 from .runs import RunDir, read_manifest, resolve_run, run_status
-from .serve import MAX_DEPTH, ROUTES, RequestError, create_app
+from .serve import MAX_DEPTH, ROUTES, RequestError, create_app, run_server
 from .serve import _AsciiJSON, _REQUEST_ID, _clip, _json_payload, _read_body  # the same parsing, limits and replies as /predict
 
 # %% auto #0
@@ -343,7 +342,7 @@ def main(argv: list[str] | None = None,  # the arguments after the program name
     except MlopsError as e:
         print(f"entrypoint.py: error: {e}", file=sys.stderr)
         return 2
-    uvicorn.run(app, host=args.host, port=port, log_level='info', access_log=False)
+    run_server(app, args.host, port)
     return 0
 
 # %% ../nbs/14_deploy.ipynb #f834a46b

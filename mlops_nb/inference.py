@@ -183,18 +183,21 @@ def _walk(trees: dict, X32: np.ndarray) -> np.ndarray:
 # %% ../nbs/04c_inference.ipynb #0d5ed8ae
 class FastForest:
     "A fitted ordered forest as flat arrays: the forest's own numbers for small batches, without 200 calls."
-    def __init__(self, forest, max_rows: int = 32):  # above max_rows rows the forest's own compiled code is used
-        self.forest, self.max_rows = forest, max_rows
+    def __init__(self, forest,
+                 max_rows: int = 32,  # above max_rows rows the forest's own compiled code is used
+                 min_block_rows: int = 400,  # ... with a thread for each block of this many rows (`mean_over_trees`)
+                 ):
+        self.forest, self.max_rows, self.min_block_rows = forest, max_rows, min_block_rows
         self.classifier = isinstance(forest, OrderedForestClassifier)
         n_values = len(forest.classes_) if self.classifier else 1
         self.trees = _flat_trees(forest.estimators_, n_values)
 
     @classmethod
-    def compile(cls, estimator, max_rows: int = 32) -> FastForest | None:
+    def compile(cls, estimator, max_rows: int = 32, min_block_rows: int = 400) -> FastForest | None:
         "For an `OrderedForestClassifier` / `OrderedForestRegressor` with one output; None otherwise."
         if type(estimator) not in (OrderedForestClassifier, OrderedForestRegressor): return None
         if getattr(estimator, 'n_outputs_', None) != 1: return None
-        return cls(estimator, max_rows)
+        return cls(estimator, max_rows, min_block_rows)
 
     def _average(self, X: np.ndarray) -> np.ndarray | None:
         "Mean over trees of the leaf values, summed in tree order; None when the forest's own code must answer."
@@ -208,13 +211,13 @@ class FastForest:
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         total = self._average(X)
-        return self.forest.predict_proba(X) if total is None else total
+        return self.forest.mean_over_trees(X, self.min_block_rows) if total is None else total
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         "Regressors: the mean prediction; classifiers: the class of highest probability, as the forest's `predict`."
         if self.classifier: return self.forest.classes_.take(np.argmax(self.predict_proba(X), axis=1), axis=0)
         total = self._average(X)
-        return self.forest.predict(X) if total is None else total[:, 0]
+        return self.forest.mean_over_trees(X, self.min_block_rows) if total is None else total[:, 0]
 
 # %% ../nbs/04c_inference.ipynb #41a53fe2
 def batch_invariant(model) -> bool:
@@ -281,6 +284,7 @@ def _same_numbers(model, fast: FastModel, columns: dict, classify: bool, alone: 
 def compile_model(model,  # a fitted pipeline from `models.make_model` / `models.load_model`
                   kinds: dict,  # {column: 'numeric' | 'categorical' | 'datetime'}, the model's columns in order
                   max_rows: int = 32,  # `FastForest.max_rows`
+                  min_block_rows: int = 400,  # `FastForest.min_block_rows`
                   probe_rows: int = 64,  # rows of the load-time check
                   ) -> FastModel | None:
     "The model's fast path, checked on probe rows against the pipeline; None when there is none or it differs."
@@ -289,7 +293,7 @@ def compile_model(model,  # a fitted pipeline from `models.make_model` / `models
     preprocess = FastPreprocessor.compile(steps['preprocess'])
     if preprocess is None: return None
     final = model.steps[-1][1]
-    fast = FastModel(model, preprocess, FastForest.compile(final, max_rows))
+    fast = FastModel(model, preprocess, FastForest.compile(final, max_rows, min_block_rows))
     classify = hasattr(final, 'predict_proba') and hasattr(final, 'classes_')
     try: same = _same_numbers(model, fast, probe_columns(kinds, steps['preprocess'], probe_rows), classify)
     except (ValueError, TypeError, KeyError, IndexError) as e:  # a model the probes do not fit: keep the pipeline

@@ -23,7 +23,9 @@ import safetensors
 import skops
 import skops.io
 import sklearn
-from joblib import Parallel, delayed, effective_n_jobs
+from concurrent.futures import ThreadPoolExecutor
+
+from joblib import effective_n_jobs
 from sklearn.base import is_classifier
 from sklearn.dummy import DummyClassifier, DummyRegressor
 from sklearn.compose import ColumnTransformer
@@ -44,7 +46,7 @@ from .features import DatetimeParts, categories_as_text, make_preprocessor
 from .vocabulary import MODEL_NAMES, TASKS, check_task
 
 # %% auto #0
-__all__ = ['TRUSTED_TYPES', 'MODEL_CARD', 'PIPELINE_FILE', 'NETWORK_WEIGHTS', 'NETWORK_CONFIG', 'CARD_FORMAT',
+__all__ = ['MIN_BLOCK_ROWS', 'TRUSTED_TYPES', 'MODEL_CARD', 'PIPELINE_FILE', 'NETWORK_WEIGHTS', 'NETWORK_CONFIG', 'CARD_FORMAT',
            'OrderedForestClassifier', 'OrderedForestRegressor', 'make_model', 'model_card', 'save_model',
            'read_model_card', 'check_fitted', 'load_model', 'verify_model', 'TorchMLPClassifier', 'TorchMLPRegressor']
 
@@ -64,13 +66,23 @@ def _network_classes() -> tuple:
     return (neural.TorchMLPClassifier, neural.TorchMLPRegressor) if neural is not None else ()
 
 # %% ../nbs/04b_models.ipynb #fa99787e
-def _average_in_tree_order(forest, X, predict_tree):
+MIN_BLOCK_ROWS = 1024  # the fewest rows `predict_proba` / `predict` give a thread
+
+_BLOCK_POOLS: dict = {}  # {process id: thread pool}
+
+def _block_pool() -> ThreadPoolExecutor:
+    "This process's thread pool for row blocks (a forked child's copy of the parent's has no threads)."
+    pid = os.getpid()
+    if pid not in _BLOCK_POOLS:
+        _BLOCK_POOLS.clear()
+        _BLOCK_POOLS[pid] = ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix='mlops_nb-forest')
+    return _BLOCK_POOLS[pid]
+
+def _average_in_tree_order(forest, X, predict_tree, min_block_rows: int = MIN_BLOCK_ROWS):
     "Mean of `predict_tree(tree, rows)` over the trees, summed in tree order, rows split over threads."
     trees = forest.estimators_
     n_rows, n_jobs = X.shape[0], effective_n_jobs(forest.n_jobs)
-    # one block per thread: each block walks every tree once, so more blocks cost more CPU (measured:
-    # 8 blocks on 2 threads took 15% more CPU than 2); tiny inputs get a single block and no threads
-    n_blocks = max(1, min(n_jobs, n_rows // 1024))
+    n_blocks = max(1, min(n_jobs, n_rows // max(1, min_block_rows)))
     bounds = np.linspace(0, n_rows, n_blocks + 1).astype(int)
 
     def block(start, stop):
@@ -79,28 +91,34 @@ def _average_in_tree_order(forest, X, predict_tree):
         for tree in trees[1:]: total += predict_tree(tree, rows)
         return total
 
-    if n_blocks == 1: parts = [block(0, n_rows)]
-    else: parts = Parallel(n_jobs=min(n_jobs, n_blocks), prefer="threads")(
-        delayed(block)(a, b) for a, b in zip(bounds[:-1], bounds[1:]))
+    others = [_block_pool().submit(block, a, b) for a, b in zip(bounds[1:-1], bounds[2:])]
+    parts = [block(bounds[0], bounds[1])] + [future.result() for future in others]  # the caller takes the first block
     total = np.concatenate(parts)
     total /= len(trees)
     return total
 
+def _tree_probabilities(tree, rows): return tree.predict_proba(rows, check_input=False)
+def _tree_prediction(tree, rows): return tree.predict(rows, check_input=False)
+
 class OrderedForestClassifier(RandomForestClassifier):
     "`RandomForestClassifier` whose `predict_proba` sums the trees in a fixed order: repeatable to the bit."
-    def predict_proba(self, X):
+    def predict_proba(self, X): return self.mean_over_trees(X)
+
+    def mean_over_trees(self, X, min_block_rows: int = MIN_BLOCK_ROWS):
+        "`predict_proba`, giving each thread a block of at least `min_block_rows` rows: the same numbers for any block size."
         check_is_fitted(self)
         if self.n_outputs_ != 1: return super().predict_proba(X)
-        X = self._validate_X_predict(X)
-        return _average_in_tree_order(self, X, lambda tree, rows: tree.predict_proba(rows, check_input=False))
+        return _average_in_tree_order(self, self._validate_X_predict(X), _tree_probabilities, min_block_rows)
 
 class OrderedForestRegressor(RandomForestRegressor):
     "`RandomForestRegressor` whose `predict` sums the trees in a fixed order: repeatable to the bit."
-    def predict(self, X):
+    def predict(self, X): return self.mean_over_trees(X)
+
+    def mean_over_trees(self, X, min_block_rows: int = MIN_BLOCK_ROWS):
+        "`predict`, giving each thread a block of at least `min_block_rows` rows: the same numbers for any block size."
         check_is_fitted(self)
         if self.n_outputs_ != 1: return super().predict(X)
-        X = self._validate_X_predict(X)
-        return _average_in_tree_order(self, X, lambda tree, rows: tree.predict(rows, check_input=False))
+        return _average_in_tree_order(self, self._validate_X_predict(X), _tree_prediction, min_block_rows)
 
 # %% ../nbs/04b_models.ipynb #37090a72
 def _estimator(name: str, task: str, seed: int):

@@ -8,6 +8,7 @@ Docs: https://mlops-nb.github.io/mlops_nb/serve.html.md"""
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import math
@@ -22,6 +23,8 @@ from collections import Counter as _Tally, deque
 from concurrent.futures import Future
 from contextlib import contextmanager
 from datetime import datetime, timezone
+from itertools import chain
+from operator import itemgetter
 from pathlib import Path
 
 import numpy as np
@@ -55,8 +58,8 @@ __all__ = ['MAX_DEPTH', 'MAX_TEXT_LENGTH', 'MAX_FLOAT_INT', 'MAX_CATEGORY_NUMBER
            'check_columns', 'records_to_frame', 'score_frame', 'PredictionLog', 'json_lines', 'log_lines', 'read_log',
            'ServerMetrics', 'route_label', 'read_drift_figures', 'DriftCollector', 'LiveDrift', 'live_drift_warning',
            'ModelService', 'example_record', 'record_schema', 'reply_schema', 'predict_operation', 'feedback_operation',
-           'openapi_components', 'openapi_document', 'create_app', 'app_for_service', 'prepare_run',
-           'prepare_registered', 'serve_run', 'background_server']
+           'openapi_components', 'openapi_document', 'ascii_json', 'create_app', 'app_for_service', 'prepare_run',
+           'prepare_registered', 'serve_run', 'run_server', 'background_server']
 
 # %% ../nbs/09_serve.ipynb #8fb65ca6
 class RequestError(MlopsError):
@@ -122,8 +125,9 @@ def _nested_deeper(body: bytes,  # a JSON body (UTF-8)
                    chunk: int = 1 << 20,  # bytes counted at a time
                    ) -> bool:
     "Whether arrays and objects in `body` nest deeper than `limit` (brackets inside strings do not count)."
-    if body.count(b'[') + body.count(b'{') <= limit: return False
-    if not _deeper_than(body.translate(None, _NOT_BRACKETS), limit, chunk): return False  # an upper bound is enough
+    brackets = body.translate(None, _NOT_BRACKETS)  # one pass over the body; what follows reads the few brackets
+    if brackets.count(b'[') + brackets.count(b'{') <= limit: return False
+    if not _deeper_than(brackets, limit, chunk): return False  # an upper bound is enough
     skeleton = body.replace(b'\\\\', b'').replace(b'\\"', b'').translate(None, _NOT_SKELETON)
     return _deeper_than(skeleton, limit, chunk)
 
@@ -323,20 +327,39 @@ def _numeric_column(column: str, values: list, bounds) -> np.ndarray:
 
 _NUMBER_TYPES = {float, int, type(None)}
 
-def _numbers_at_once(values: list, bounds) -> np.ndarray | None:
-    "The column as float64 when every value passes the checks, found with numpy; None: let the loop find the problem."
-    if not set(map(type, values)) <= _NUMBER_TYPES: return None
-    try: array = np.array(values, dtype=np.float64)
-    except OverflowError: return None  # an integer beyond the float range
+def _inner_bounds(bounds) -> tuple[float, float]:
+    "The doubles nearest to whole-number bounds on their inside (a double may not hold a bound exactly)."
     low, high = float(bounds[0]), float(bounds[1])
     low = math.nextafter(low, math.inf) if low < bounds[0] else low  # the smallest double >= the bound
     high = math.nextafter(high, -math.inf) if high > bounds[1] else high
+    return low, high
+
+def _floats_inside(values: list, low, high, types: set, n_none: int) -> np.ndarray | None:
+    "`values` (a column, or rows of columns as tuples) as float64 when all are numbers or None within [low, high], else None."
+    if not types <= _NUMBER_TYPES: return None
+    try: array = np.array(values, dtype=np.float64)
+    except OverflowError: return None  # an integer beyond the float range
     inside = (array >= low) & (array <= high)
     missing = np.isnan(array)
     # every value inside the bounds or None; integers past 2**53 (rounded by float64) are left to the exact loop
-    if not (inside | missing).all() or np.count_nonzero(missing) != values.count(None): return None
-    if int in map(type, values) and not (np.abs(array[~missing]) < 2.0**53).all(): return None
+    if not (inside | missing).all() or np.count_nonzero(missing) != n_none: return None
+    if int in types and not (np.abs(array[~missing]) < 2.0**53).all(): return None
     return array
+
+def _numbers_at_once(values: list, bounds) -> np.ndarray | None:
+    "The column as float64 when every value passes the checks, found with numpy; None: let the loop find the problem."
+    types = set(map(type, values))
+    return _floats_inside(values, *_inner_bounds(bounds), types, values.count(None) if type(None) in types else 0)
+
+def _numeric_block(records: list[dict], columns: list, bounds: list) -> dict | None:
+    "{column: float64 array} of several numeric columns checked together (one array for them all); None: check each column."
+    if len(columns) < 2 or len(records) < 16: return None
+    rows = list(map(itemgetter(*columns), records))
+    types = set(map(type, chain.from_iterable(rows)))
+    n_none = sum(row.count(None) for row in rows) if type(None) in types else 0
+    low, high = np.array([_inner_bounds(b) for b in bounds]).T
+    block = _floats_inside(rows, low, high, types, n_none)
+    return None if block is None else dict(zip(columns, np.ascontiguousarray(block.T)))
 
 def _categorical_column(column: str, values: list, dtype_kind: str, known: set, max_text_length: int) -> list:
     "The text of each value as the preprocessor compares it (None for null); 422 for a list, an object, long text, a huge number."
@@ -394,11 +417,17 @@ def check_columns(records: list[dict],  # from `parse_records`
     dtypes, known = input_schema.get('dtypes') or {}, input_schema.get('categories') or {}
     ranges = input_schema.get('ranges') or {}
     extra = _extra_columns(records, columns)
+    numeric = [c for c in columns if kinds[c] == 'numeric']
+    bounds = {c: ranges.get(c, (-MAX_FLOAT_INT, MAX_FLOAT_INT)) for c in numeric}
+    block = _numeric_block(records, numeric, list(bounds.values())) or {}  # empty: a problem somewhere, found column by column
     data, unknown = {}, {}
     for column in columns:
+        if column in block:
+            data[column] = block[column]
+            continue
         values = [record[column] for record in records]
         if kinds[column] == 'numeric':
-            data[column] = _numeric_column(column, values, ranges.get(column, (-MAX_FLOAT_INT, MAX_FLOAT_INT)))
+            data[column] = _numeric_column(column, values, bounds[column])
         elif kinds[column] == 'categorical':
             seen = set(known.get(column) or [])
             texts = _categorical_column(column, values, _dtype_kind(dtypes.get(column)), seen, max_text_length)
@@ -963,9 +992,10 @@ def _score_jobs(self: ModelService, jobs: list) -> None:
 def _log_rows(self: ModelService, job: _Job, ids: list[str], when: str) -> list[dict]:
     "The prediction log lines of one scored request."
     predictions, probabilities = job.answers
-    columns, tags = list(self.kinds), job.tags
+    columns, tags = tuple(self.kinds), job.tags
+    # a record of exactly the model's columns, in its order, is its own `inputs`: the same JSON, without a copy
     lines = [{'request_id': job.request_id, 'prediction_id': ids[row], 'row': row, 'time': when, 'model': self.name,
-              'inputs': {c: record[c] for c in columns}, 'prediction': predictions[row],
+              'inputs': record if tuple(record) == columns else {c: record[c] for c in columns}, 'prediction': predictions[row],
               'probabilities': None if probabilities is None else probabilities[row]}
              for row, record in enumerate(job.records)]
     if tags is not None:
@@ -1234,10 +1264,17 @@ def openapi_document(app: FastAPI,  # the app (its routes, title, version)
     return document
 
 # %% ../nbs/09_serve.ipynb #6cc4fff1
+def ascii_json(content) -> bytes:
+    "`content` as compact JSON in ASCII: orjson's bytes when they are ASCII, else the json module's (other characters escaped)."
+    try:
+        body = orjson.dumps(content)
+        if body.isascii(): return body
+    except orjson.JSONEncodeError: pass  # an integer past 64 bits, a lone surrogate, a key that is not text
+    return json.dumps(content, ensure_ascii=True, allow_nan=False, separators=(',', ':')).encode('ascii')
+
 class _AsciiJSON(JSONResponse):
-    "A JSON response written as ASCII (other characters escaped), so that any text a client sent can be echoed."
-    def render(self, content) -> bytes:
-        return json.dumps(content, ensure_ascii=True, allow_nan=False, separators=(',', ':')).encode('ascii')
+    "A JSON response written as ASCII (`ascii_json`), so that any text a client sent can be echoed."
+    def render(self, content) -> bytes: return ascii_json(content)
 
 async def _unknown_method(scope, receive, send):
     "405 for a method outside `HTTP_METHODS`."
@@ -1287,8 +1324,8 @@ async def _read_body(receive, length: str, limit: int) -> bytes | None:
     return b''.join(chunks)
 
 async def _send_json(send, status: int, content: dict, headers: dict | None = None) -> None:
-    "Send `content` as the JSON reply (ASCII, as `_AsciiJSON` writes it)."
-    body = json.dumps(content, ensure_ascii=True, allow_nan=False, separators=(',', ':')).encode('ascii')
+    "Send `content` as the JSON reply (`ascii_json`)."
+    body = ascii_json(content)
     raw = [(b'content-length', str(len(body)).encode('ascii')), (b'content-type', b'application/json')]
     raw += [(name.lower().encode('latin-1'), value.encode('latin-1')) for name, value in (headers or {}).items()]
     await send({'type': 'http.response.start', 'status': status, 'headers': raw})
@@ -1480,6 +1517,17 @@ def serve_run(run: str | Path,  # a run directory, a run id or a unique prefix o
     app = prepare_run(run, model=model, runs_dir=runs_dir, max_rows=max_rows, **quality)
     warning = live_drift_warning(app.state.service.live_drift)
     if warning: print(f"mlops-nb serve: warning: {warning}", file=sys.stderr, flush=True)
+    run_server(app, host, port)
+
+def run_server(app,  # the ASGI app to serve
+               host: str,  # address to bind
+               port: int,  # TCP port
+               ) -> None:
+    "Serve `app` with uvicorn in this process until interrupted; what `mlops-nb serve` and a package's entry point run."
+    # the loaded model, the libraries and the app live as long as the process: kept out of the garbage collector's
+    # full passes, which otherwise walk them all every few large requests
+    gc.collect()
+    gc.freeze()
     uvicorn.run(app, host=host, port=port, log_level='info', access_log=False, http=HTTP_PARSER)
 
 # %% ../nbs/09_serve.ipynb #b808c3ac
