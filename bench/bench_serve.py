@@ -56,16 +56,12 @@ LEVERS = [
     ('+ fast path: numpy preprocessing and flat forest, bit for bit (`inference`)',
      {'BATCH': '256', 'FAST': '1', 'ROUTE': 'fastapi'}, 'asyncio', 1),
     ('+ pure ASGI route for /predict and /feedback (past FastAPI routing)', {'BATCH': '256', 'FAST': '1', 'ROUTE': 'asgi'}, 'asyncio', 1),
-    ('+ uvloop event loop', {'BATCH': '256', 'FAST': '1', 'ROUTE': 'asgi'}, 'uvloop', 1),
-    ('+ garbage collector frozen after loading (`serve.run_server`) = `mlops-nb serve`',
-     {'BATCH': '256', 'FAST': '1', 'ROUTE': 'asgi', 'FREEZE': '1'}, 'uvloop', 1),
-    ('+ 2 uvicorn worker processes, a log each (not adopted, see below)',
-     {'BATCH': '256', 'FAST': '1', 'ROUTE': 'asgi', 'FREEZE': '1'}, 'uvloop', 2),
+    ('+ uvloop event loop = `mlops-nb serve`', {'BATCH': '256', 'FAST': '1', 'ROUTE': 'asgi'}, 'uvloop', 1),
+    ('+ 2 uvicorn worker processes, a log each (not adopted, see below)', {'BATCH': '256', 'FAST': '1', 'ROUTE': 'asgi'}, 'uvloop', 2),
 ]
-FINAL = 5  # the row that is `mlops-nb serve`
+FINAL = 4  # the row that is `mlops-nb serve`
 
 BENCH_APP = '''
-import gc
 import os
 from pathlib import Path
 from mlops_nb.models import load_model, read_model_card
@@ -79,9 +75,6 @@ def make_app():
     app = app_for_service(service)
     if os.environ['ROUTE'] == 'fastapi':  # the lever off: /predict through FastAPI's routing (the same _answer behind it)
         app.user_middleware = [m for m in app.user_middleware if m.cls is not _ScoringRoutes]
-    if os.environ.get('FREEZE') == '1':  # what serve.run_server does before uvicorn starts
-        gc.collect()
-        gc.freeze()
     return app
 '''
 

@@ -8,7 +8,6 @@ Docs: https://mlops-nb.github.io/mlops_nb/serve.html.md"""
 from __future__ import annotations
 
 import asyncio
-import gc
 import json
 import logging
 import math
@@ -1524,10 +1523,6 @@ def run_server(app,  # the ASGI app to serve
                port: int,  # TCP port
                ) -> None:
     "Serve `app` with uvicorn in this process until interrupted; what `mlops-nb serve` and a package's entry point run."
-    # the loaded model, the libraries and the app live as long as the process: kept out of the garbage collector's
-    # full passes, which otherwise walk them all every few large requests
-    gc.collect()
-    gc.freeze()
     uvicorn.run(app, host=host, port=port, log_level='info', access_log=False, http=HTTP_PARSER)
 
 # %% ../nbs/09_serve.ipynb #b808c3ac
