@@ -46,6 +46,7 @@ from mlops_nb.core import atomic_write_text
 from mlops_nb.data import infer_schema
 from mlops_nb.datasets import builtin_spec, load_builtin, split_dataset
 from mlops_nb.models import TRUSTED_TYPES, load_model, make_model, read_model_card, save_model
+from mlops_nb.prometheus import free_port
 
 # the server each lever row starts: environment for benchapp.make_app (below), uvicorn's event loop, worker processes
 LEVERS = [
@@ -161,12 +162,6 @@ def load(port: int, requests: list[bytes], clients: int, budget_s: float) -> dic
     if failures: raise RuntimeError(f'{len(failures)} requests failed, e.g. {failures[0]}')
     ms = np.asarray(latencies) * 1e3
     return {'n': len(latencies), 'rps': len(latencies) / wall, 'p50': float(np.percentile(ms, 50)), 'p99': float(np.percentile(ms, 99))}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
 
 
 def start(command: list[str], env: dict, port: int, probe: bytes, timeout: float = 180) -> subprocess.Popen:

@@ -20,7 +20,8 @@ from .features import categories_as_text
 from .models import OrderedForestClassifier, OrderedForestRegressor
 
 # %% auto #0
-__all__ = ['FastPreprocessor', 'FastForest', 'batch_invariant', 'FastModel', 'probe_columns', 'compile_model']
+__all__ = ['SERVER_BLOCK_ROWS', 'FastPreprocessor', 'FastForest', 'batch_invariant', 'FastModel', 'probe_columns',
+           'compile_model']
 
 # %% ../nbs/04c_inference.ipynb #c7c01a3c
 def _numeric_arrays(transformer) -> tuple | None:
@@ -181,11 +182,13 @@ def _walk(trees: dict, X32: np.ndarray) -> np.ndarray:
     return done
 
 # %% ../nbs/04c_inference.ipynb #0d5ed8ae
+SERVER_BLOCK_ROWS = 400  # the fewest rows `FastForest` gives a thread (`models.MIN_BLOCK_ROWS` is the forest's own)
+
 class FastForest:
     "A fitted ordered forest as flat arrays: the forest's own numbers for small batches, without 200 calls."
     def __init__(self, forest,
                  max_rows: int = 32,  # above max_rows rows the forest's own compiled code is used
-                 min_block_rows: int = 400,  # ... with a thread for each block of this many rows (`mean_over_trees`)
+                 min_block_rows: int = SERVER_BLOCK_ROWS,  # ... with a thread for each block of this many rows (`mean_over_trees`)
                  ):
         self.forest, self.max_rows, self.min_block_rows = forest, max_rows, min_block_rows
         self.classifier = isinstance(forest, OrderedForestClassifier)
@@ -193,7 +196,7 @@ class FastForest:
         self.trees = _flat_trees(forest.estimators_, n_values)
 
     @classmethod
-    def compile(cls, estimator, max_rows: int = 32, min_block_rows: int = 400) -> FastForest | None:
+    def compile(cls, estimator, max_rows: int = 32, min_block_rows: int = SERVER_BLOCK_ROWS) -> FastForest | None:
         "For an `OrderedForestClassifier` / `OrderedForestRegressor` with one output; None otherwise."
         if type(estimator) not in (OrderedForestClassifier, OrderedForestRegressor): return None
         if getattr(estimator, 'n_outputs_', None) != 1: return None
@@ -284,7 +287,7 @@ def _same_numbers(model, fast: FastModel, columns: dict, classify: bool, alone: 
 def compile_model(model,  # a fitted pipeline from `models.make_model` / `models.load_model`
                   kinds: dict,  # {column: 'numeric' | 'categorical' | 'datetime'}, the model's columns in order
                   max_rows: int = 32,  # `FastForest.max_rows`
-                  min_block_rows: int = 400,  # `FastForest.min_block_rows`
+                  min_block_rows: int = SERVER_BLOCK_ROWS,  # `FastForest.min_block_rows`
                   probe_rows: int = 64,  # rows of the load-time check
                   ) -> FastModel | None:
     "The model's fast path, checked on probe rows against the pipeline; None when there is none or it differs."

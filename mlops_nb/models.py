@@ -14,6 +14,7 @@ import shutil
 import sys
 import tempfile
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -23,8 +24,6 @@ import safetensors
 import skops
 import skops.io
 import sklearn
-from concurrent.futures import ThreadPoolExecutor
-
 from joblib import effective_n_jobs
 from sklearn.base import is_classifier
 from sklearn.dummy import DummyClassifier, DummyRegressor

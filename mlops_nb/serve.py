@@ -22,8 +22,6 @@ from collections import Counter as _Tally, deque
 from concurrent.futures import Future
 from contextlib import contextmanager
 from datetime import datetime, timezone
-from itertools import chain
-from operator import itemgetter
 from pathlib import Path
 
 import numpy as np
@@ -326,39 +324,22 @@ def _numeric_column(column: str, values: list, bounds) -> np.ndarray:
 
 _NUMBER_TYPES = {float, int, type(None)}
 
-def _inner_bounds(bounds) -> tuple[float, float]:
-    "The doubles nearest to whole-number bounds on their inside (a double may not hold a bound exactly)."
-    low, high = float(bounds[0]), float(bounds[1])
-    low = math.nextafter(low, math.inf) if low < bounds[0] else low  # the smallest double >= the bound
-    high = math.nextafter(high, -math.inf) if high > bounds[1] else high
-    return low, high
-
-def _floats_inside(values: list, low, high, types: set, n_none: int) -> np.ndarray | None:
-    "`values` (a column, or rows of columns as tuples) as float64 when all are numbers or None within [low, high], else None."
+def _numbers_at_once(values: list, bounds) -> np.ndarray | None:
+    "The column as float64 when every value passes the checks, found with numpy; None: let the loop find the problem."
+    types = set(map(type, values))  # read once: the checks below ask it, not the values
     if not types <= _NUMBER_TYPES: return None
     try: array = np.array(values, dtype=np.float64)
     except OverflowError: return None  # an integer beyond the float range
+    low, high = float(bounds[0]), float(bounds[1])
+    low = math.nextafter(low, math.inf) if low < bounds[0] else low  # the smallest double >= the bound
+    high = math.nextafter(high, -math.inf) if high > bounds[1] else high
     inside = (array >= low) & (array <= high)
     missing = np.isnan(array)
+    n_none = values.count(None) if type(None) in types else 0
     # every value inside the bounds or None; integers past 2**53 (rounded by float64) are left to the exact loop
     if not (inside | missing).all() or np.count_nonzero(missing) != n_none: return None
     if int in types and not (np.abs(array[~missing]) < 2.0**53).all(): return None
     return array
-
-def _numbers_at_once(values: list, bounds) -> np.ndarray | None:
-    "The column as float64 when every value passes the checks, found with numpy; None: let the loop find the problem."
-    types = set(map(type, values))
-    return _floats_inside(values, *_inner_bounds(bounds), types, values.count(None) if type(None) in types else 0)
-
-def _numeric_block(records: list[dict], columns: list, bounds: list) -> dict | None:
-    "{column: float64 array} of several numeric columns checked together (one array for them all); None: check each column."
-    if len(columns) < 2 or len(records) < 16: return None
-    rows = list(map(itemgetter(*columns), records))
-    types = set(map(type, chain.from_iterable(rows)))
-    n_none = sum(row.count(None) for row in rows) if type(None) in types else 0
-    low, high = np.array([_inner_bounds(b) for b in bounds]).T
-    block = _floats_inside(rows, low, high, types, n_none)
-    return None if block is None else dict(zip(columns, np.ascontiguousarray(block.T)))
 
 def _categorical_column(column: str, values: list, dtype_kind: str, known: set, max_text_length: int) -> list:
     "The text of each value as the preprocessor compares it (None for null); 422 for a list, an object, long text, a huge number."
@@ -416,17 +397,11 @@ def check_columns(records: list[dict],  # from `parse_records`
     dtypes, known = input_schema.get('dtypes') or {}, input_schema.get('categories') or {}
     ranges = input_schema.get('ranges') or {}
     extra = _extra_columns(records, columns)
-    numeric = [c for c in columns if kinds[c] == 'numeric']
-    bounds = {c: ranges.get(c, (-MAX_FLOAT_INT, MAX_FLOAT_INT)) for c in numeric}
-    block = _numeric_block(records, numeric, list(bounds.values())) or {}  # empty: a problem somewhere, found column by column
     data, unknown = {}, {}
     for column in columns:
-        if column in block:
-            data[column] = block[column]
-            continue
         values = [record[column] for record in records]
         if kinds[column] == 'numeric':
-            data[column] = _numeric_column(column, values, bounds[column])
+            data[column] = _numeric_column(column, values, ranges.get(column, (-MAX_FLOAT_INT, MAX_FLOAT_INT)))
         elif kinds[column] == 'categorical':
             seen = set(known.get(column) or [])
             texts = _categorical_column(column, values, _dtype_kind(dtypes.get(column)), seen, max_text_length)
